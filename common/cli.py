@@ -1,0 +1,210 @@
+"""The `repro` command. Exit codes: 0 ok; 1 a run failed (or `check` found violations);
+2 usage or config error, one line on stderr, no traceback."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from common.errors import ConfigError, Interrupted, UsageError
+
+USAGE_EXIT, FAIL_EXIT = 2, 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        self.exit(USAGE_EXIT, f"repro: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="repro", description="Reproduce optimization-for-ML papers: run, compare, add.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="papers: pid, family, title, tables, what is reproduced")
+    s.add_argument("--family")
+
+    s = sub.add_parser("show", help="a paper's metadata, tables, reported numbers and claims")
+    s.add_argument("pid")
+
+    s = sub.add_parser("run", help="run a table's rows x seeds")
+    s.add_argument("pid")
+    s.add_argument("table", nargs="?")
+    s.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. optim.lr=3e-4)")
+    s.add_argument("--scale", default="mini", choices=["smoke", "mini", "full"])
+    s.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default: the config's)")
+    s.add_argument("--rows", help="comma-separated subset of rows")
+    s.add_argument("--resume", action="store_true", help="continue killed runs, skip finished ones")
+    s.add_argument("--out", default="runs")
+    s.add_argument("--jobs", type=int, default=1)
+    s.add_argument("--launcher", default="local", choices=["local", "slurm"])
+
+    s = sub.add_parser("compare", help="write reports/<pid>/<table>.{md,json,png}")
+    s.add_argument("pid")
+    s.add_argument("table", nargs="?")
+    s.add_argument("--scale", default="mini", choices=["smoke", "mini", "full"])
+    s.add_argument("--out", default="runs", help="where the runs are")
+    s.add_argument("--reports", default=None, help="where to write reports (default: reports/)")
+    s.add_argument("--all", action="store_true", help="every table of the paper")
+
+    sub.add_parser("report", help="regenerate reports/README.md")
+
+    s = sub.add_parser("new", help="copy papers/_template for a new paper")
+    s.add_argument("pid")
+    s.add_argument("--family", required=True)
+    s.add_argument("--title", default="")
+
+    sub.add_parser("check", help="lint every paper against the contract")
+    return p
+
+
+def _split(s):
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
+def _seeds(s):
+    if not s:
+        return None
+    try:
+        return [int(x) for x in _split(s)]
+    except ValueError:
+        raise UsageError(f"--seeds takes integers separated by commas, got '{s}'") from None
+
+
+def cmd_list(a):
+    from common.registry import FAMILIES, all_papers
+    from common.config import closest
+    if a.family and a.family not in FAMILIES:
+        raise UsageError(f"unknown family '{a.family}'{closest(a.family, FAMILIES)}; valid: {', '.join(FAMILIES)}")
+    papers = [p for p in all_papers().values() if not a.family or p.family == a.family]
+    w = max([len(p.pid) for p in papers] + [3])
+    print(f"{'pid':<{w}}  {'family':<14}  {'tables':<28}  title / reproduced")
+    for p in papers:
+        print(f"{p.pid:<{w}}  {p.family:<14}  {','.join(p.tables):<28}  {p.title}")
+        print(f"{'':<{w}}  {'':<14}  {'':<28}  -> {p.meta.get('reproduces', '')}")
+    return 0
+
+
+def cmd_show(a):
+    from common.registry import get_paper
+    from common.report.reported import load
+    p = get_paper(a.pid)
+    m = p.meta
+    print(f"{p.pid}: {m.get('title')}\n  {m.get('venue')} {m.get('year')}  arXiv:{m.get('arxiv')}  family: {p.family}")
+    print(f"  code: {m.get('code')}\n  reproduces: {m.get('reproduces')}")
+    for d in m.get("deviations") or []:
+        print(f"  deviation: {d}")
+    rep = load(p.dir / "reported.csv") if (p.dir / "reported.csv").exists() else []
+    for t in p.tables:
+        spec = p.load_table(t)
+        print(f"\n[{t}] {p.caption(t)}\n  rows: {', '.join(spec.rows)}\n  metrics: {', '.join(spec.metrics)}")
+        for sc in ("smoke", "mini", "full"):
+            ss = spec.scales[sc]
+            print(f"  {sc}: rows {','.join(ss.rows or spec.rows)}; seeds {ss.seeds or spec.seeds}; set {ss.set}")
+        for r in [r for r in rep if r.table == t]:
+            print(f"  paper: {r.row} {r.column} {r.metric} = {r.value:g} [{r.kind}] ({r.source})")
+        for c in spec.claims:
+            print(f"  claim {c.id} [{c.scale}, {c.type}]: {c.text}")
+    return 0
+
+
+def cmd_run(a):
+    from common.config import parse_overrides
+    from common.registry import get_paper
+    from common.run import plan, run_jobs
+    paper = get_paper(a.pid)
+    if a.table and "=" in a.table:  # `repro run pid key=value`: no table given
+        a.overrides, a.table = [a.table] + a.overrides, None
+    table = paper.resolve_table(a.table)
+    if a.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    spec = paper.load_table(table)
+    overrides = parse_overrides(a.overrides)
+    jobs = plan(paper, table, spec, a.scale, _seeds(a.seeds), _split(a.rows), overrides, Path(a.out), a.resume)
+    print(f"repro: {paper.pid}/{table} at {a.scale} scale: {len(jobs)} runs "
+          f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds) -> {a.out}/{paper.pid}/{table}/{a.scale}/",
+          flush=True)
+
+    def show(job, r):
+        ms = r.get("metrics") or {}
+        main = [m for m in spec.metrics if m in ms][:3]
+        desc = ", ".join(f"{m}={ms[m]:.4g}" for m in main if isinstance(ms[m], (int, float)))
+        extra = f" step {r['step']}" if "step" in r else ""
+        err = f" ({r.get('error', '')})" if r.get("status") != "ok" else ""
+        print(f"  {r.get('status', '?'):<8} {job.row}/seed{job.seed}{extra}  {desc}{err}", flush=True)
+
+    results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show)
+    failed = [r for r in results if r.get("status") == "failed"]
+    div = [r for r in results if r.get("status") == "diverged"]
+    print(f"repro: {len(results) - len(failed) - len(div)} ok, {len(div)} diverged, {len(failed)} failed. "
+          f"Next: repro compare {paper.pid} {table} --scale {a.scale}" + (f" --out {a.out}" if a.out != "runs" else ""))
+    return FAIL_EXIT if failed else 0
+
+
+def cmd_compare(a):
+    from common.registry import get_paper
+    from common.report.compare import compare, index
+    paper = get_paper(a.pid)
+    tables = paper.tables if a.all else [paper.resolve_table(a.table)]
+    for t in tables:
+        doc = compare(paper, t, a.scale, Path(a.out), a.reports)
+        from common import ROOT
+        dest = Path(a.reports or ROOT / "reports") / paper.pid / f"{t}.md"
+        print(dest.read_text())
+        print(f"repro: wrote {dest} (+ .json, .png)")
+    if not a.reports:
+        index()
+    return 0
+
+
+def cmd_report(a):
+    from common.report.compare import index
+    print(index())
+    return 0
+
+
+def cmd_new(a):
+    from common.scaffold import new_paper
+    for path in new_paper(a.pid, a.family, a.title):
+        print(f"created {path}")
+    print(f"Next: edit papers/{a.pid}/method.py and configs/{a.pid}/, then `repro check` and "
+          f"`repro run {a.pid} --scale smoke`.")
+    return 0
+
+
+def cmd_check(a):
+    from common.contract import check_all
+    problems = check_all()
+    for pid, errs in problems.items():
+        for e in errs:
+            print(f"{pid}: {e}")
+    n = sum(len(v) for v in problems.values())
+    from common.registry import all_papers
+    print(f"repro check: {len(all_papers())} papers, {n} problem(s)")
+    return FAIL_EXIT if n else 0
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "compare": cmd_compare,
+            "report": cmd_report, "new": cmd_new, "check": cmd_check}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except (UsageError, ConfigError) as e:
+        msg = str(e)
+        print(f"repro: error: {msg}", file=sys.stderr)
+        return USAGE_EXIT
+    except Interrupted as e:
+        print(f"repro: interrupted: {e}. Continue with --resume.", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("repro: interrupted. Continue with --resume.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Strict, typed configs.
+
+A paper's `experiment.py` declares `Config`, a dataclass that subclasses `BaseConfig`; every field
+has a default and a docstring-comment. A table YAML (`configs/<pid>/<table>.yaml`) fills it in
+layers, each layer checked for unknown keys and wrong types before anything runs:
+
+    Config defaults < base < rows[row] < scales[scale].set < scales[scale].row_set[row] < CLI key=value
+
+Rows name the variants a table compares; a scale sets the budget (steps, data, model size) and
+so comes after the rows.
+
+Overrides use Hydra's dotted syntax (`optim.lr=3e-4`), parsed by OmegaConf, without a Hydra app.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from common.errors import ConfigError
+
+SCALES = ("smoke", "mini", "full")
+
+
+@dataclass
+class BaseConfig:
+    """Fields every experiment has. Papers subclass this."""
+
+    seed: int = 0
+    """Seed for python, numpy and torch; set by the runner from --seeds."""
+    tracker: str = "jsonl"
+    """'jsonl' (always written) or 'wandb' (JSONL plus wandb, offline unless WANDB_MODE says otherwise)."""
+    ckpt_every: int = 0
+    """Checkpoint every N steps (0: only on SIGTERM/SIGINT). `--resume` continues from the last one."""
+    device: str = "cpu"
+    """'cpu' or 'cuda'."""
+
+
+def closest(name: str, valid) -> str:
+    """' (did you mean X?)' or ''."""
+    m = difflib.get_close_matches(str(name), [str(v) for v in valid], n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(m)}?)" if m else ""
+
+
+def _check_keys(cls, data: dict, where: str, prefix: str = "") -> None:
+    """Recursively reject keys that are not fields of the dataclass `cls`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at '{prefix or '<root>'}', got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, val in data.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(
+                f"{where}: unknown config key '{path}'{closest(key, fields)}; "
+                f"valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(fields))}"
+            )
+        sub = _dataclass_type(cls, key)
+        if sub is not None and isinstance(val, dict):
+            _check_keys(sub, val, where, f"{path}.")
+
+
+def _dataclass_type(cls, name):
+    hints = _hints(cls)
+    t = hints.get(name)
+    return t if dataclasses.is_dataclass(t) else None
+
+
+def _hints(cls):
+    import typing
+    return typing.get_type_hints(cls)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`['optim.lr=0.1', 'steps=5']` -> nested dict, values parsed as YAML scalars."""
+    for it in items:
+        if "=" not in it or it.startswith("="):
+            raise ConfigError(f"override '{it}' is not key=value (e.g. optim.lr=3e-4)")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override: {e}".splitlines()[0]) from None
+
+
+def build_config(cls, layers: list[tuple[str, dict]]):
+    """Merge `layers` ([(where, dict)]) onto the dataclass `cls`; strict on keys and types.
+
+    Returns an instance of `cls` (a plain dataclass, so experiments use attribute access)."""
+    cfg = OmegaConf.structured(cls)
+    for where, data in layers:
+        if not data:
+            continue
+        _check_keys(cls, data, where)
+        try:
+            cfg = OmegaConf.merge(cfg, data)
+        except OmegaConfBaseException as e:
+            key = getattr(e, "full_key", None) or "?"
+            msg = str(e).splitlines()[0]
+            raise ConfigError(f"{where}: wrong value for '{key}': {msg}") from None
+    return OmegaConf.to_object(cfg)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+# ---------------------------------------------------------------- table spec (configs/<pid>/<table>.yaml)
+
+@dataclass
+class MetricSpec:
+    """One reported metric of a table."""
+
+    higher_is_better: bool = True
+    label: str = ""
+    """Human-readable name for reports."""
+
+
+@dataclass
+class ClaimSpec:
+    """A check `repro compare` prints a verdict for. See common/report/claims.py for the types."""
+
+    id: str = ""
+    type: str = ""
+    """better | within | monotone | ratio | gap_increases | matches_reported"""
+    text: str = ""
+    """The paper's claim in words."""
+    scale: str = "mini"
+    metric: str = ""
+    a: str = ""
+    b: str = ""
+    rows: list = field(default_factory=list)
+    pairs: list = field(default_factory=list)
+    margin: float = 0.0
+    value: float = 0.0
+    tol: float = 0.0
+    direction: str = "increasing"
+
+
+@dataclass
+class ScaleSpec:
+    seeds: list = field(default_factory=list)
+    """Seeds at this scale (empty: the table's seeds)."""
+    rows: list = field(default_factory=list)
+    """Subset of rows run at this scale (empty: all)."""
+    set: dict = field(default_factory=dict)
+    """Config values for every row at this scale."""
+    row_set: dict = field(default_factory=dict)
+    """Per-row config values at this scale: {row: {key: value}}."""
+
+
+@dataclass
+class PlotSpec:
+    kind: str = "bar"
+    """bar: final metric per row; curve: a metrics.jsonl series per row (mean over seeds)."""
+    metric: str = ""
+    x: str = "step"
+    logy: bool = False
+
+
+@dataclass
+class TableSpec:
+    title: str = ""
+    experiment: str = "run"
+    """Function in papers/<pid>/experiment.py: run(cfg, ctx) -> dict[str, float]."""
+    config: str = "Config"
+    """Dataclass in papers/<pid>/experiment.py."""
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    base: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    claims: list = field(default_factory=list)
+    scales: dict = field(default_factory=dict)
+    plot: dict = field(default_factory=dict)
+    notes: str = ""
+
+
+def parse_table(raw: Any, where: str) -> TableSpec:
+    """Validate a table YAML's structure (not the experiment keys: those are checked per run)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a table config must be a mapping")
+    _check_keys(TableSpec, raw, where)
+    spec = TableSpec(**raw)
+    if not spec.rows:
+        raise ConfigError(f"{where}: 'rows' is empty")
+    for r, v in spec.rows.items():
+        if v is not None and not isinstance(v, dict):
+            raise ConfigError(f"{where}: rows.{r} must be a mapping of config values")
+    spec.rows = {str(k): (v or {}) for k, v in spec.rows.items()}
+    for s in SCALES:
+        if s not in spec.scales:
+            raise ConfigError(f"{where}: missing scales.{s} (every table has smoke, mini and full)")
+    scales = {}
+    for s, v in spec.scales.items():
+        if s not in SCALES:
+            raise ConfigError(f"{where}: unknown scale '{s}'{closest(s, SCALES)}; valid: {', '.join(SCALES)}")
+        _check_keys(ScaleSpec, v or {}, f"{where} scales.{s}")
+        sc = ScaleSpec(**(v or {}))
+        for r in list(sc.rows) + list(sc.row_set):
+            if r not in spec.rows:
+                raise ConfigError(f"{where}: scales.{s} names unknown row '{r}'{closest(r, spec.rows)}")
+        scales[s] = sc
+    spec.scales = scales
+    metrics = {}
+    for m, v in spec.metrics.items():
+        _check_keys(MetricSpec, v or {}, f"{where} metrics.{m}")
+        metrics[m] = MetricSpec(**(v or {}))
+    if not metrics:
+        raise ConfigError(f"{where}: 'metrics' is empty")
+    spec.metrics = metrics
+    claims = []
+    for i, c in enumerate(spec.claims):
+        _check_keys(ClaimSpec, c, f"{where} claims[{i}]")
+        cl = ClaimSpec(**c)
+        cl.id = cl.id or f"claim{i + 1}"
+        claims.append(cl)
+    spec.claims = claims
+    _check_keys(PlotSpec, spec.plot, f"{where} plot")
+    spec.plot = PlotSpec(**spec.plot)
+    return spec
+
+
+def row_layers(spec: TableSpec, table_path: str, scale: str, row: str, overrides: dict) -> list[tuple[str, dict]]:
+    sc = spec.scales[scale]
+    return [
+        (f"{table_path} base", spec.base),
+        (f"{table_path} rows.{row}", spec.rows[row]),
+        (f"{table_path} scales.{scale}.set", sc.set),
+        (f"{table_path} scales.{scale}.row_set.{row}", sc.row_set.get(row, {})),
+        ("command line", overrides),
+    ]

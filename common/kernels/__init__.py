@@ -1,0 +1,45 @@
+"""Fused optimizer steps: `@fused` compiles an elementwise update with torch.compile (C++ on CPU,
+Triton on GPU) and falls back to eager when compilation is off (`REPRO_COMPILE=0`) or fails.
+
+The decorated function must be pure tensor arithmetic with in-place writes to its tensor
+arguments. Hyper-parameters are Python floats: the compiled path passes them as 0-d float64
+tensors, so a new learning rate or bias correction never triggers a recompilation (one graph per
+tensor rank, with dynamic sizes). Python bools stay constants (one graph per combination)."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import warnings
+
+
+def compile_enabled() -> bool:
+    return os.environ.get("REPRO_COMPILE", "1") != "0"
+
+
+def fused(fn):
+    """Decorator: compiled on first use if enabled; the eager function stays available as `.eager`."""
+    state = {"compiled": None, "failed": False}
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not compile_enabled() or state["failed"]:
+            return fn(*args, **kwargs)
+        if state["compiled"] is None:
+            import torch
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            state["compiled"] = torch.compile(fn, dynamic=True, fullgraph=True)
+        try:
+            import torch
+            targs = [torch.tensor(a, dtype=torch.float64) if type(a) is float else a for a in args]
+            tkw = {k: torch.tensor(v, dtype=torch.float64) if type(v) is float else v for k, v in kwargs.items()}
+            return state["compiled"](*targs, **tkw)
+        except Exception as e:  # no compiler, unsupported op: eager is always correct
+            state["failed"] = True
+            warnings.warn(f"{fn.__name__}: torch.compile failed ({type(e).__name__}); using eager", stacklevel=2)
+            print(f"warning: {fn.__name__} runs eager: {str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)
+            return fn(*args, **kwargs)
+
+    wrapper.eager = fn
+    return wrapper

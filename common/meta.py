@@ -1,0 +1,57 @@
+"""Provenance recorded beside every result: git sha, package versions, hardware."""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from importlib import metadata
+
+from common import ROOT
+
+PACKAGES = ("torch", "numpy", "omegaconf", "transformers", "gymnasium", "stable-baselines3", "scikit-learn", "mnist1d")
+
+
+@functools.lru_cache(maxsize=1)
+def git_sha() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def packages() -> dict:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def hardware() -> str:
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    if torch.cuda.is_available():
+        desc += f", {torch.cuda.get_device_name(0)}"
+    return desc
+
+
+def collect() -> dict:
+    return {"git_sha": git_sha(), "packages": packages(), "hardware": hardware()}

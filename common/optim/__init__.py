@@ -1,0 +1,101 @@
+"""Optimizer construction from config: torch built-ins plus every optimizer a paper registers
+in its paper.yaml (`optimizers: {name: papers.<pid>.method:Class}`), and LR schedules."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from common.config import closest
+from common.errors import ConfigError
+
+BUILTINS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    """sgd | adam | adamw | any optimizer registered by a paper (see `repro list`)."""
+    lr: float = 1e-3
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    """SGD only."""
+    kwargs: dict = field(default_factory=dict)
+    """Extra constructor arguments for this optimizer (checked against its signature)."""
+    schedule: str = "constant"
+    """constant | cosine | step (x0.1 at each fraction in `milestones`)."""
+    warmup_steps: int = 0
+    milestones: list = field(default_factory=lambda: [0.5, 0.75])
+
+
+def registry() -> dict:
+    """name -> optimizer class, built-ins first, then each paper's `optimizers:` entries."""
+    from common.registry import all_papers
+    reg = dict(BUILTINS)
+    for paper in all_papers().values():
+        for name, target in (paper.meta.get("optimizers") or {}).items():
+            reg[name] = target  # imported lazily
+    return reg
+
+
+def resolve(name: str):
+    reg = registry()
+    if name not in reg:
+        raise ConfigError(f"unknown optimizer '{name}'{closest(name, reg)}; valid: {', '.join(sorted(reg))}")
+    target = reg[name]
+    if isinstance(target, str):
+        mod, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(mod), attr)
+    return target
+
+
+def build_optimizer(params, oc: OptimConfig) -> torch.optim.Optimizer:
+    cls = resolve(oc.name)
+    sig = inspect.signature(cls.__init__).parameters
+    common = {"lr": oc.lr, "betas": tuple(oc.betas), "eps": oc.eps, "weight_decay": oc.weight_decay,
+              "momentum": oc.momentum}
+    kw = {k: v for k, v in common.items() if k in sig}
+    for k, v in oc.kwargs.items():
+        if k not in sig:
+            valid = [p for p in sig if p not in ("self", "params")]
+            raise ConfigError(f"optim.kwargs.{k}: not an argument of {oc.name}{closest(k, valid)}; "
+                              f"valid: {', '.join(valid)}")
+        kw[k] = tuple(v) if isinstance(v, list) else v
+    try:
+        return cls(params, **kw)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"optimizer {oc.name}: {e}") from None
+
+
+def lr_factor(oc: OptimConfig, step: int, total: int) -> float:
+    """Multiplier of the base LR at `step` (0-based) of `total`."""
+    if oc.warmup_steps and step < oc.warmup_steps:
+        return (step + 1) / oc.warmup_steps
+    if oc.schedule == "constant":
+        return 1.0
+    if oc.schedule == "cosine":
+        t = (step - oc.warmup_steps) / max(1, total - oc.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    if oc.schedule == "step":
+        return 0.1 ** sum(step >= m * total for m in oc.milestones)
+    raise ConfigError(f"optim.schedule '{oc.schedule}' unknown; valid: constant, cosine, step")
+
+
+def make_scheduler(opt, oc: OptimConfig, total: int):
+    lr_factor(oc, 0, total)  # validates the schedule name
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(oc, s, total))
+
+
+def check(oc: OptimConfig) -> None:
+    """Preflight: build the optimizer on a dummy parameter so bad names/arguments exit 2 early."""
+    build_optimizer([torch.nn.Parameter(torch.zeros(1))], oc)
+    lr_factor(oc, 0, 1)

@@ -1,0 +1,45 @@
+"""Supervised classification: a model from common.models on a dataset from common.data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common import data as data_mod
+from common import models
+from common.config import BaseConfig
+from common.optim import OptimConfig, build_optimizer, check, make_scheduler
+from common.run import RunContext
+from common.train import TrainConfig, train_classifier
+
+
+@dataclass
+class ClassifyConfig(BaseConfig):
+    dataset: str = "digits"
+    """digits | mnist1d | synthetic (offline) | cifar10 (full scale, from $OPTREPRO_DATA)."""
+    model: str = "cnn"
+    """mlp | cnn | resnet20 | resnet34."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    epochs: float = 0.0
+    """If > 0, sets train.steps to this many passes over the training set (drop-last batches)."""
+
+
+def preflight(cfg: ClassifyConfig) -> None:
+    data_mod.core.check_available(cfg.dataset)
+    if cfg.model not in models.vision.MODELS:
+        models.build(cfg.model, (1,), 1)  # raises the usage error with valid names
+    check(cfg.optim)
+
+
+def steps_for(cfg: ClassifyConfig, n_train: int) -> int:
+    if cfg.epochs > 0:
+        return max(1, int(cfg.epochs * (n_train // min(cfg.train.batch_size, n_train))))
+    return cfg.train.steps
+
+
+def run(cfg: ClassifyConfig, ctx: RunContext) -> dict:
+    split = data_mod.load(cfg.dataset, seed=cfg.seed)
+    model = models.build(cfg.model, split.in_shape, split.num_classes).to(cfg.device)
+    cfg.train.steps = steps_for(cfg, len(split.x_train))
+    opt = build_optimizer(model.parameters(), cfg.optim)
+    sched = make_scheduler(opt, cfg.optim, cfg.train.steps)
+    return train_classifier(model, split, opt, sched, cfg.train, ctx)

@@ -1,0 +1,87 @@
+"""Metrics tracking: JSONL always; wandb on request (offline unless WANDB_MODE says otherwise).
+
+A wandb failure never loses the JSONL: it is written first and wandb errors only warn."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+TRACKERS = ("jsonl", "wandb")
+
+
+class Tracker:
+    def __init__(self, run_dir: Path, kind: str = "jsonl", name: str = "", config: dict | None = None):
+        if kind not in TRACKERS:
+            from common.errors import ConfigError
+            raise ConfigError(f"tracker '{kind}' unknown; valid: {', '.join(TRACKERS)}")
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", buffering=1)
+        self._wandb = None
+        if kind == "wandb":
+            self._wandb = _start_wandb(Path(run_dir), name, config or {})
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop records logged after the checkpoint's step."""
+        self._f.close()
+        keep = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= step:
+                        keep.append(line)
+                except json.JSONDecodeError:
+                    pass  # a half-written last line from a killed run
+        from common.io import atomic_write_text
+        atomic_write_text(self.path, "".join(l + "\n" for l in keep))
+        self._f = open(self.path, "a", buffering=1)
+
+    def log(self, step: int, metrics: dict) -> None:
+        rec = {"step": int(step)}
+        rec.update({k: _num(v) for k, v in metrics.items()})
+        self._f.write(json.dumps(rec) + "\n")
+        if self._wandb is not None:
+            try:
+                self._wandb.log(rec, step=int(step))
+            except Exception as e:  # never lose a run over wandb
+                print(f"warning: wandb.log failed ({e}); JSONL continues", file=sys.stderr)
+                self._wandb = None
+
+    def close(self) -> None:
+        self._f.close()
+        if self._wandb is not None:
+            try:
+                self._wandb.finish()
+            except Exception as e:
+                print(f"warning: wandb.finish failed ({e})", file=sys.stderr)
+
+
+def _num(v):
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+def _start_wandb(run_dir: Path, name: str, config: dict):
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        import wandb
+        return wandb.init(project=os.environ.get("WANDB_PROJECT", "optrepro"), name=name,
+                          dir=str(run_dir), config=config, reinit="finish_previous")
+    except Exception as e:
+        print(f"warning: wandb could not start ({e}); logging to JSONL only", file=sys.stderr)
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    out = []
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out

@@ -1,0 +1,118 @@
+"""A plain supervised trainer with checkpoint/resume, a divergence guard and periodic evaluation.
+
+Batches are a pure function of (seed, step), so a resumed run sees exactly the batches an
+uninterrupted run would: `--resume` reproduces the final metrics bit for bit on CPU."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from common.errors import Diverged
+from common.run import RunContext, rng_state, set_rng_state
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 500
+    """Optimizer steps."""
+    batch_size: int = 64
+    eval_every: int = 0
+    """Evaluate every N steps (0: only at the end)."""
+    log_every: int = 10
+    """Write the training loss to metrics.jsonl every N steps (every step is still NaN-guarded)."""
+
+
+def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], torch.Tensor]:
+    """step -> indices: reshuffled each epoch from (seed, epoch); the last partial batch is dropped."""
+    batch_size = min(batch_size, n)
+    per_epoch = n // batch_size
+    cache = {}
+
+    def indices(step: int) -> torch.Tensor:
+        epoch, i = divmod(step, per_epoch)
+        if epoch not in cache:
+            cache.clear()
+            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        return cache[epoch][i * batch_size:(i + 1) * batch_size]
+
+    return indices
+
+
+def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Tensor],
+               evaluate: Callable[[], dict], tc: TrainConfig, ctx: RunContext,
+               extra_state: Callable[[], dict] | None = None, load_extra: Callable[[dict], None] | None = None) -> dict:
+    """Runs `tc.steps` steps of `loss = step_loss(step); backward; opt.step()`; returns evaluate()."""
+    start, state = ctx.restore()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if sched is not None:
+            sched.load_state_dict(state["sched"])
+        set_rng_state(state["rng"])
+        if load_extra is not None:
+            load_extra(state.get("extra", {}))
+
+    def get_state():
+        st = {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng_state()}
+        if sched is not None:
+            st["sched"] = sched.state_dict()
+        if extra_state is not None:
+            st["extra"] = extra_state()
+        return st
+
+    ctx.progress(tc.steps, initial=start)
+    for step in range(start, tc.steps):
+        model.train()
+        loss = step_loss(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        s = step + 1
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            ctx.log(s, loss=lv)
+            raise Diverged(s, "loss", lv)
+        if s % tc.log_every == 0 or s == tc.steps:
+            ctx.log(s, loss=lv, lr=opt.param_groups[0]["lr"])
+        if tc.eval_every and s % tc.eval_every == 0 and s != tc.steps:
+            ctx.log(s, **evaluate())
+        ctx.step_done(s, get_state)
+    final = evaluate()
+    ctx.log(tc.steps, **final)
+    return final
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
+    """(accuracy in %, mean cross-entropy) over (x, y)."""
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, len(x), batch):
+        out = model(x[i:i + batch])
+        loss += float(nn.functional.cross_entropy(out, y[i:i + batch], reduction="sum"))
+        correct += int((out.argmax(1) == y[i:i + batch]).sum())
+    return 100.0 * correct / len(x), loss / len(x)
+
+
+def train_classifier(model: nn.Module, split, opt, sched, tc: TrainConfig, ctx: RunContext,
+                     prefix: str = "") -> dict:
+    """Cross-entropy training on a `Split`; returns {prefix+'test_acc', 'test_loss', 'train_loss', 'train_acc'}."""
+    idx = epoch_batches(len(split.x_train), tc.batch_size, ctx.seed)
+
+    def step_loss(step):
+        i = idx(step)
+        return nn.functional.cross_entropy(model(split.x_train[i]), split.y_train[i])
+
+    def evaluate():
+        te_acc, te_loss = accuracy(model, split.x_test, split.y_test)
+        tr_acc, tr_loss = accuracy(model, split.x_train, split.y_train)
+        return {f"{prefix}test_acc": te_acc, f"{prefix}test_loss": te_loss,
+                f"{prefix}train_acc": tr_acc, f"{prefix}train_loss": tr_loss}
+
+    return train_loop(model, opt, sched, step_loss, evaluate, tc, ctx)

@@ -1,0 +1,23 @@
+"""AdaBelief experiments: one row, one seed.
+
+- toy2d:   trajectories on the paper's 2-D toy functions (common.tasks.toy2d)
+- cifar10: image classification (common.tasks.classify): CIFAR-10 at full scale,
+           digits and mnist1d CNNs at mini scale
+The optimizer `adabelief` comes from method.py through paper.yaml's `optimizers:` entry.
+"""
+from common.tasks import classify, toy2d
+
+Config = classify.ClassifyConfig
+Toy2DConfig = toy2d.Toy2DConfig
+
+
+def run(cfg: Config, ctx) -> dict:
+    return classify.run(cfg, ctx)
+
+
+def run_toy(cfg: Toy2DConfig, ctx) -> dict:
+    return toy2d.run(cfg, ctx)
+
+
+def preflight(cfg) -> None:
+    (toy2d.preflight if isinstance(cfg, Toy2DConfig) else classify.preflight)(cfg)
