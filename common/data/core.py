@@ -109,8 +109,28 @@ def cifar10(seed: int = 0) -> Split:
     return Split(*out, num_classes=10, in_shape=(3, 32, 32))
 
 
-DATASETS = {"digits": digits, "mnist1d": mnist1d, "synthetic": synthetic, "cifar10": cifar10}
-FULL_SCALE_CHECKS = {"cifar10": require_cifar10}
+IMAGENET_HELP = (
+    "ImageNet (ILSVRC-2012) is not on disk at {root}. It cannot be downloaded automatically: get it from\n"
+    "https://image-net.org/download.php and arrange it as {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG\n"
+    "(torchvision ImageFolder layout; set OPTREPRO_DATA to use another cache directory)."
+)
+
+
+def require_imagenet() -> None:
+    root = data_root() / "imagenet"
+    if not ((root / "train").is_dir() and (root / "val").is_dir()):
+        raise DataMissing(IMAGENET_HELP.format(root=root))
+
+
+def imagenet(seed: int = 0) -> Split:
+    require_imagenet()
+    raise UsageError("ImageNet is on disk, but training on it needs a streaming loader, which common/data "
+                     "does not have yet (the in-memory Split holds small datasets only)")
+
+
+DATASETS = {"digits": digits, "mnist1d": mnist1d, "synthetic": synthetic, "cifar10": cifar10,
+            "imagenet": imagenet}
+FULL_SCALE_CHECKS = {"cifar10": require_cifar10, "imagenet": require_imagenet}
 
 
 def load(name: str, seed: int = 0) -> Split:

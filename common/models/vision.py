@@ -88,11 +88,18 @@ def resnet34_cifar(in_shape=(3, 32, 32), num_classes=10) -> nn.Module:
     return m
 
 
+def vit_b16(in_shape=(3, 224, 224), num_classes=1000) -> nn.Module:
+    """torchvision's ViT-B/16, randomly initialized (no weights are downloaded)."""
+    import torchvision
+    return torchvision.models.vit_b_16(weights=None, num_classes=num_classes, image_size=in_shape[-1])
+
+
 MODELS = {
     "mlp": lambda in_shape, num_classes: MLP(math.prod(in_shape), num_classes),
     "cnn": SmallCNN,
     "resnet20": resnet20,
     "resnet34": resnet34_cifar,
+    "vit_b16": vit_b16,
 }
 
 
