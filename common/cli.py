@@ -153,6 +153,8 @@ def cmd_compare(a):
         print(dest.read_text())
         print(f"repro: wrote {dest} (+ .json, .png)")
     if not a.reports:
+        from common.report.compare import update_paper_readme
+        update_paper_readme(paper)
         index()
     return 0
 

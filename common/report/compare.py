@@ -171,7 +171,7 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
             ax.legend(fontsize=8)
     if p.logy:
         ax.set_yscale("log")
-    ax.set_ylabel(spec.metrics[metric].label or metric)
+    ax.set_ylabel(spec.metrics[metric].label or metric if metric in spec.metrics else metric)
     ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds)",
                  fontsize=10)
     fig.tight_layout()
@@ -179,6 +179,34 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(png)
+
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_paper_readme(paper, reports_dir: Path | None = None) -> bool:
+    """Rewrite the generated block of papers/<pid>/README.md from the paper's report JSONs."""
+    reports_dir = Path(reports_dir or ROOT / "reports")
+    readme = paper.dir / "README.md"
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return False
+    L = [START, "", "| table | scale | claims | report |", "|---|---|---|---|"]
+    for t in paper.tables:
+        j = reports_dir / paper.pid / f"{t}.json"
+        if not j.exists():
+            L.append(f"| {t} | — | not run yet | — |")
+            continue
+        doc = json.loads(j.read_text())
+        cs = "<br>".join(f"{ICON[c['verdict']]} {c['id']}: {c['detail']}" for c in doc["claims"]) or "none at this scale"
+        L.append(f"| {t} | {doc['scale']} | {cs} | [reports/{paper.pid}/{t}.md](../../reports/{paper.pid}/{t}.md) |")
+    L += ["", END]
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    atomic_write_text(readme, head + "\n".join(L) + tail)
+    return True
 
 
 def index(reports_dir: Path | None = None) -> str:

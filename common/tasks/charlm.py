@@ -21,7 +21,7 @@ class CharLMConfig(BaseConfig):
     corpus: str = "pydoc"
     """pydoc (offline: CPython's pydoc_data topics). Other corpora are full-scale only."""
     max_chars: int = 0
-    """Use only the first N characters (0: all, about 0.8M)."""
+    """Use only the first N characters (0: all, about 0.47M)."""
     context: int = 64
     d_model: int = 64
     n_layer: int = 2

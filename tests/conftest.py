@@ -1,0 +1,45 @@
+"""Shared fixtures. The suite runs on CPU with compilation off by default (the fused-vs-eager
+reference test turns it on for itself), one torch thread per worker and no progress bars."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("REPRO_COMPILE", "0")
+os.environ.setdefault("REPRO_PROGRESS", "0")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+REPRO = Path(sys.executable).with_name("repro")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `repro ARGS` in-process; returns (exit code, stdout, stderr)."""
+    from common.cli import main
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def repro_subprocess(*args, cwd=ROOT, env=None, **kw):
+    """The real `repro` executable (a few tests only: the rest run in-process)."""
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([str(REPRO), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, **kw)
+
+
+def paper_tables():
+    from common.registry import all_papers
+    return [(pid, t) for pid, p in all_papers().items() for t in p.tables]

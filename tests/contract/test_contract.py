@@ -1,0 +1,69 @@
+"""Every paper against the contract, parametrized over the registry (a new paper is covered
+without editing this file), plus `repro new` on a copy of the repository."""
+import shutil
+
+import pytest
+
+from common.contract import check_common, check_paper
+from common.registry import all_papers
+from tests.conftest import ROOT, paper_tables, repro_subprocess
+
+pytestmark = pytest.mark.contract
+
+
+@pytest.mark.parametrize("pid", list(all_papers()))
+def test_paper_follows_contract(pid):
+    assert check_paper(all_papers()[pid]) == []
+
+
+def test_common_never_imports_papers():
+    assert check_common() == []
+
+
+@pytest.mark.parametrize("pid,table", paper_tables())
+def test_table_has_reported_sources_and_mini_claims(pid, table):
+    paper = all_papers()[pid]
+    spec = paper.load_table(table)
+    assert any(c.scale == "mini" for c in spec.claims)
+    assert set(spec.scales) == {"smoke", "mini", "full"}
+
+
+def test_check_flags_a_broken_paper(tmp_path):
+    """`repro check` exits 1 and names the problem when a paper breaks the contract."""
+    repo = _copy_repo(tmp_path)
+    (repo / "papers" / "lion_2023" / "README.md").unlink()
+    (repo / "papers" / "lion_2023" / "experiment.py").write_text(
+        (repo / "papers" / "lion_2023" / "experiment.py").read_text() + "\nimport papers.adabelief_2020.method\n")
+    r = repro_subprocess("check", cwd=repo, env={"PYTHONPATH": str(repo)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "missing papers/lion_2023/README.md" in r.stdout
+    assert "imports papers.adabelief_2020" in r.stdout
+
+
+def test_repro_new_passes_check_and_smoke(tmp_path):
+    """`repro new` makes a package that passes `repro check` and a smoke run, without edits."""
+    repo = _copy_repo(tmp_path)
+    env = {"PYTHONPATH": str(repo)}
+    r = repro_subprocess("new", "sophia_2023", "--family", "second-order", "--title", "Sophia", cwd=repo, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (repo / "papers" / "sophia_2023" / "method.py").exists()
+    r = repro_subprocess("check", cwd=repo, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = repro_subprocess("run", "sophia_2023", "--scale", "smoke", "--out", tmp_path / "runs", cwd=repo, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = repro_subprocess("compare", "sophia_2023", "--scale", "smoke", "--out", tmp_path / "runs",
+                         "--reports", tmp_path / "rep", cwd=repo, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "rep" / "sophia_2023" / "toy.md").exists()
+    r = repro_subprocess("new", "sophia_2023", "--family", "second-order", cwd=repo, env=env)
+    assert r.returncode == 2 and "already exists" in r.stderr
+    r = repro_subprocess("new", "Bad-Name", "--family", "optimizer", cwd=repo, env=env)
+    assert r.returncode == 2 and "snake_case" in r.stderr
+
+
+def _copy_repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for d in ("common", "papers", "configs", "envs"):
+        shutil.copytree(ROOT / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
+    return repo

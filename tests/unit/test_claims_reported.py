@@ -1,0 +1,54 @@
+import pytest
+
+from common.config import parse_table
+from common.report import claims
+from common.report.reported import load
+
+pytestmark = pytest.mark.unit
+
+
+def _spec(claim, hib=True):
+    return parse_table({"rows": {r: {} for r in "abcd"}, "metrics": {"m": {"higher_is_better": hib}},
+                        "claims": [dict(claim, text="t")], "scales": {"smoke": {}, "mini": {}, "full": {}}}, "t")
+
+
+@pytest.mark.parametrize("claim,means,hib,verdict", [
+    ({"type": "better", "metric": "m", "a": "a", "b": "b"}, {"a": 2, "b": 1}, True, "pass"),
+    ({"type": "better", "metric": "m", "a": "a", "b": "b"}, {"a": 2, "b": 1}, False, "fail"),
+    ({"type": "better", "metric": "m", "a": "a", "b": "b", "margin": 1.5}, {"a": 2, "b": 1}, True, "fail"),
+    ({"type": "within", "metric": "m", "a": "a", "value": 1.0, "tol": 0.2}, {"a": 1.1}, True, "pass"),
+    ({"type": "within", "metric": "m", "a": "a", "value": 1.0, "tol": 0.05}, {"a": 1.1}, True, "fail"),
+    ({"type": "monotone", "metric": "m", "rows": ["a", "b", "c"]}, {"a": 1, "b": 2, "c": 3}, True, "pass"),
+    ({"type": "monotone", "metric": "m", "rows": ["a", "b", "c"]}, {"a": 1, "b": 3, "c": 2}, True, "fail"),
+    ({"type": "ratio", "metric": "m", "a": "a", "b": "b", "value": 0.5}, {"a": 1, "b": 4}, True, "pass"),
+    ({"type": "ratio", "metric": "m", "a": "a", "b": "b", "value": 0.5}, {"a": 3, "b": 4}, True, "fail"),
+    ({"type": "gap_increases", "metric": "m", "pairs": [["a", "b"], ["c", "d"]]},
+     {"a": 1, "b": 1, "c": 3, "d": 1}, True, "pass"),
+    ({"type": "gap_increases", "metric": "m", "pairs": [["a", "b"], ["c", "d"]]},
+     {"a": 3, "b": 1, "c": 1, "d": 1}, True, "fail"),
+    ({"type": "better", "metric": "m", "a": "a", "b": "b"}, {"a": 2}, True, "missing"),
+])
+def test_claim_verdicts(claim, means, hib, verdict):
+    spec = _spec(claim, hib)
+    assert claims.validate(spec) == []
+    [v] = claims.evaluate(spec, "mini", {r: {"m": x} for r, x in means.items()}, [])
+    assert v.verdict == verdict, v.detail
+
+
+def test_validate_flags_unknown_rows_and_metrics():
+    spec = _spec({"type": "better", "metric": "zz", "a": "a", "b": "nope"})
+    errs = claims.validate(spec)
+    assert any("zz" in e for e in errs) and any("nope" in e for e in errs)
+
+
+def test_reported_csv_schema(tmp_path):
+    p = tmp_path / "r.csv"
+    head = "table,row,column,metric,value,std,higher_is_better,tolerance,kind,source\n"
+    p.write_text(head + "t,a,c,m,1.5,,true,0.1,reported,arXiv Table 1\n")
+    [r] = load(p)
+    assert r.value == 1.5 and r.std is None and r.higher_is_better
+    for bad, msg in [("t,a,c,m,x,,true,,reported,s", "not a number"), ("t,a,c,m,1,,true,,guess,s", "kind"),
+                     ("t,a,c,m,1,,true,,reported,", "source"), ("t,a,c,m,1,,yes,,reported,s", "higher_is_better")]:
+        p.write_text(head + bad + "\n")
+        with pytest.raises(ValueError, match=msg):
+            load(p)
