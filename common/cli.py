@@ -191,7 +191,13 @@ COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "compare": cmd_c
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may come after the options: `repro run pid --scale mini lr=1`
+        if args.cmd == "run" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.cmd](args)
     except (UsageError, ConfigError) as e:

@@ -27,7 +27,10 @@ def cli(capsys):
     from common.cli import main
 
     def run(*args):
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's own usage errors
+            code = e.code
         out = capsys.readouterr()
         return code, out.out, out.err
 

@@ -1,0 +1,160 @@
+"""Bad input and faults: each gets a clear message and the right exit code, and no result is lost."""
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from common.registry import get_paper
+from common.run import plan, run_jobs
+from tests.conftest import repro_subprocess
+
+pytestmark = pytest.mark.smoke
+P, T = "adabelief_2020", "cifar10"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("run", "adabelef_2020"), "did you mean adabelief_2020"),
+    (("run", P, "cifar"), "did you mean cifar10"),
+    (("run", P, T, "--rows", "adabelief_digit"), "did you mean adabelief_digits"),
+    (("compare", "lion"), "unknown paper"),
+    (("list", "--family", "optimiser"), "did you mean optimizer"),
+    (("run", P, T, "--seeds", "a,b"), "integers"),
+])
+def test_unknown_names_exit_2_with_one_line(cli, tmp_path, args, needle):
+    code, out, err = cli(*args, "--out", tmp_path) if args[0] == "run" else cli(*args)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("optim.lrr=0.1", "unknown config key 'optim.lrr'"),
+    ("train.steps=lots", "train.steps"),
+    ("optim.name=adamm", "did you mean adam"),
+])
+def test_bad_config_exits_2_and_writes_nothing(cli, tmp_path, override, needle):
+    code, out, err = cli("run", P, T, "--scale", "smoke", "--out", tmp_path / "runs", override)
+    assert code == 2 and needle in err and "Traceback" not in err
+    assert ("valid" in err) or ("converted" in err)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_exit_2_in_subprocess(tmp_path):
+    r = repro_subprocess("run", P, T, "--scale", "smoke", "--out", tmp_path, "optim.lrr=1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    r = repro_subprocess("run", P, "--scale", "huge")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_full_scale_without_data_exits_2(tmp_path):
+    r = repro_subprocess("run", P, T, "--scale", "full", "--out", tmp_path / "runs",
+                         env={"OPTREPRO_DATA": str(tmp_path / "empty")})
+    assert r.returncode == 2
+    assert "CIFAR-10 is not on disk" in r.stderr and "download=True" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
+    paper = get_paper(P)
+    spec = paper.load_table(T)
+    bad = plan(paper, T, spec, "smoke", rows=["sgdm_mnist1d"], overrides={"optim": {"lr": 1e12}},
+               out=tmp_path / "a")
+    good = plan(paper, T, spec, "smoke", rows=["adam_digits"], out=tmp_path / "b")
+    results = run_jobs(bad + good)
+    assert results[0]["status"] == "diverged" and results[0]["step"] >= 1 and "loss" in results[0]["error"]
+    assert results[1]["status"] == "ok"
+    on_disk = json.loads((bad[0].run_dir / "result.json").read_text())
+    assert on_disk["status"] == "diverged" and on_disk["step"] == results[0]["step"]
+
+
+RESUME_ARGS = ("run", P, T, "--scale", "smoke", "--rows", "adam_mnist1d", "train.steps=800", "ckpt_every=20",
+               "train.eval_every=200")
+
+
+def _final(out):
+    res = json.loads((out / P / T / "smoke" / "adam_mnist1d" / "seed0" / "result.json").read_text())
+    assert res["status"] == "ok", res
+    return res["metrics"]
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    ref = repro_subprocess(*RESUME_ARGS, "--out", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    ckpt = out / P / T / "smoke" / "adam_mnist1d" / "seed0" / "checkpoint" / "last.pt"
+    from tests.conftest import REPRO, ROOT
+    import subprocess
+    proc = subprocess.Popen([str(REPRO), *RESUME_ARGS, "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not ckpt.exists() and proc.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (ckpt.parents[1] / "result.json").exists()
+    # the checkpoint is plain tensors and numbers: loads with weights_only=True
+    step = torch.load(ckpt, weights_only=True)["step"]
+    assert 0 < step < 800
+    r = repro_subprocess(*RESUME_ARGS, "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert _final(out) == _final(tmp_path / "ref")  # bit for bit
+    # the resumed log has no duplicated or missing records: identical to the uninterrupted run's
+    ref_log = (tmp_path / "ref" / P / T / "smoke" / "adam_mnist1d" / "seed0" / "metrics.jsonl").read_text()
+    assert (ckpt.parents[1] / "metrics.jsonl").read_text() == ref_log
+
+
+def test_sigterm_checkpoints_and_resume_finishes(tmp_path):
+    import subprocess
+    from tests.conftest import REPRO, ROOT
+    out = tmp_path / "t"
+    run_dir = out / P / T / "smoke" / "adam_mnist1d" / "seed0"
+    args = [a for a in RESUME_ARGS if a != "ckpt_every=50"]
+    proc = subprocess.Popen([str(REPRO), *args, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (run_dir / "metrics.jsonl").exists() and time.time() - t0 < 60:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    res = json.loads((run_dir / "result.json").read_text())
+    assert res["status"] == "interrupted" and (run_dir / "checkpoint" / "last.pt").exists()
+    r = repro_subprocess(*args, "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert _final(out)["test_acc"] > 0
+
+
+def test_wandb_offline_keeps_jsonl(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--rows", "adam", "--out", tmp_path / "runs",
+                         "tracker=wandb")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / P / "toy2d" / "smoke" / "adam" / "seed0"
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "ok"
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 2
+    assert list(run_dir.rglob("offline-run-*")), "wandb wrote no offline run"
+
+
+def test_slurm_launcher_through_submitit_local_executor(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_SUBMITIT_CLUSTER", "local")
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "--launcher", "slurm")
+    assert code == 0, out + err
+    res = list((tmp_path / "runs" / P / "toy2d" / "smoke").glob("*/seed0/result.json"))
+    assert len(res) == 3 and all(json.loads(r.read_text())["status"] == "ok" for r in res)
+    assert (tmp_path / "runs" / "_submitit").exists()
+
+
+def test_process_pool_gives_the_same_numbers(cli, tmp_path):
+    assert cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "a")[0] == 0
+    assert cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "b", "--jobs", "2")[0] == 0
+    for row in ("adabelief", "adam", "sgdm"):
+        a, b = (json.loads((tmp_path / d / P / "toy2d" / "smoke" / row / "seed0" / "result.json").read_text())
+                for d in ("a", "b"))
+        assert a["metrics"] == b["metrics"]
