@@ -29,6 +29,12 @@ def fused(fn):
         if state["compiled"] is None:
             import torch
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            # one graph per (tensor rank, dtype, bool flags): a CNN alone needs 4 ranks
+            cfg = torch._dynamo.config
+            if hasattr(cfg, "recompile_limit"):
+                cfg.recompile_limit = max(cfg.recompile_limit, 64)
+            else:
+                cfg.cache_size_limit = max(cfg.cache_size_limit, 64)
             state["compiled"] = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
             import torch
