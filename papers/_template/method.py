@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from common.optim.base import eval_closure, params_with_grad
+
 
 class Method(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-2, momentum: float = 0.9, weight_decay: float = 0.0):
@@ -18,16 +20,10 @@ class Method(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.add(p, alpha=group["weight_decay"])
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-                buf.mul_(group["momentum"]).add_(g)
-                p.sub_(buf, alpha=group["lr"])
+        loss = eval_closure(closure)
+        for group, p, state in params_with_grad(self):
+            g = p.grad.add(p, alpha=group["weight_decay"])
+            buf = state.setdefault("momentum_buffer", torch.zeros_like(p))
+            buf.mul_(group["momentum"]).add_(g)
+            p.sub_(buf, alpha=group["lr"])
         return loss

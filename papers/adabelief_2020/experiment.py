@@ -5,7 +5,7 @@
            digits and mnist1d CNNs at mini scale
 The optimizer `adabelief` comes from method.py through paper.yaml's `optimizers:` entry.
 """
-from common.tasks import classify, toy2d
+from common.tasks import classify, preflight, toy2d  # noqa: F401 (the runner calls preflight)
 
 Config = classify.ClassifyConfig
 Toy2DConfig = toy2d.Toy2DConfig
@@ -18,6 +18,3 @@ def run(cfg: Config, ctx) -> dict:
 def run_toy(cfg: Toy2DConfig, ctx) -> dict:
     return toy2d.run(cfg, ctx)
 
-
-def preflight(cfg) -> None:
-    (toy2d.preflight if isinstance(cfg, Toy2DConfig) else classify.preflight)(cfg)

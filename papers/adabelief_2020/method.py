@@ -27,6 +27,18 @@ import math
 import torch
 
 from common.kernels import fused
+from common.optim.base import eval_closure, params_with_grad
+
+
+def _decay_and_moments(p, g, m, s, lr, beta1, beta2, weight_decay, decoupled):
+    """Weight decay (decoupled or L2), then m_t and the belief EMA without ε; returns nothing."""
+    if decoupled:
+        p.mul_(1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m.mul_(beta1).add_(g * (1 - beta1))
+    d = g - m
+    s.mul_(beta2).add_(d * d * (1 - beta2))
 
 
 @fused
@@ -34,13 +46,8 @@ def adabelief_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, s: torch
                      beta2: float, eps: float, weight_decay: float, bc1: float, bc2: float,
                      decoupled: bool) -> None:
     """One plain (unrectified) AdaBelief step, in place on p, m, s. bc1, bc2: bias corrections."""
-    if decoupled:
-        p.mul_(1 - lr * weight_decay)
-    else:
-        g = g + weight_decay * p
-    m.mul_(beta1).add_(g * (1 - beta1))
-    d = g - m
-    s.mul_(beta2).add_(d * d * (1 - beta2)).add_(eps)
+    _decay_and_moments(p, g, m, s, lr, beta1, beta2, weight_decay, decoupled)
+    s.add_(eps)
     p.sub_(m / (s.sqrt() / bc2 ** 0.5 + eps) * (lr / bc1))
 
 
@@ -49,13 +56,7 @@ def adabelief_rectified_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor
                                beta1: float, beta2: float, eps: float, weight_decay: float, step_size: float,
                                adaptive: bool, decoupled: bool) -> None:
     """One rectified step; `adaptive` says whether ρ_t >= 5 (else the momentum-SGD step)."""
-    if decoupled:
-        p.mul_(1 - lr * weight_decay)
-    else:
-        g = g + weight_decay * p
-    m.mul_(beta1).add_(g * (1 - beta1))
-    d = g - m
-    s.mul_(beta2).add_(d * d * (1 - beta2))
+    _decay_and_moments(p, g, m, s, lr, beta1, beta2, weight_decay, decoupled)
     if adaptive:
         p.sub_(m / (s.sqrt() + eps) * (lr * step_size))
     else:
@@ -88,29 +89,20 @@ class AdaBelief(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+        loss = eval_closure(closure)
+        for group, p, st in params_with_grad(self):
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("AdaBelief does not support sparse gradients")
-                st = self.state[p]
-                if not st:
-                    st["step"] = 0
-                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    st["exp_avg_var"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["step"] += 1
-                t = st["step"]
-                args = (p, p.grad, st["exp_avg"], st["exp_avg_var"], group["lr"], beta1, beta2, group["eps"],
-                        group["weight_decay"])
-                if group["rectify"]:
-                    size, adaptive = rectification(t, beta1, beta2)
-                    adabelief_rectified_update(*args, size, adaptive, group["decoupled"])
-                else:
-                    adabelief_update(*args, 1 - beta1 ** t, 1 - beta2 ** t, group["decoupled"])
+            if not st:
+                st["step"] = 0
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_var"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["step"] += 1
+            t = st["step"]
+            args = (p, p.grad, st["exp_avg"], st["exp_avg_var"], group["lr"], beta1, beta2, group["eps"],
+                    group["weight_decay"])
+            if group["rectify"]:
+                size, adaptive = rectification(t, beta1, beta2)
+                adabelief_rectified_update(*args, size, adaptive, group["decoupled"])
+            else:
+                adabelief_update(*args, 1 - beta1 ** t, 1 - beta2 ** t, group["decoupled"])
         return loss

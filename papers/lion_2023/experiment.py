@@ -5,7 +5,7 @@
 - batch_size: Lion's advantage over AdamW as the batch grows (classification at fixed epochs)
 The optimizer `lion` comes from method.py through paper.yaml's `optimizers:` entry.
 """
-from common.tasks import charlm, classify
+from common.tasks import charlm, classify, preflight  # noqa: F401 (the runner calls preflight)
 
 Config = classify.ClassifyConfig
 LMConfig = charlm.CharLMConfig
@@ -18,6 +18,3 @@ def run(cfg: Config, ctx) -> dict:
 def run_lm(cfg: LMConfig, ctx) -> dict:
     return charlm.run(cfg, ctx)
 
-
-def preflight(cfg) -> None:
-    (charlm.preflight if isinstance(cfg, LMConfig) else classify.preflight)(cfg)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from common.kernels import fused
+from common.optim.base import eval_closure, params_with_grad
 
 
 @fused
@@ -39,17 +40,9 @@ class Lion(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if not st:
-                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                lion_update(p, p.grad, st["exp_avg"], group["lr"], beta1, beta2, group["weight_decay"])
+        loss = eval_closure(closure)
+        for group, p, st in params_with_grad(self):
+            if not st:
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            lion_update(p, p.grad, st["exp_avg"], group["lr"], *group["betas"], group["weight_decay"])
         return loss
