@@ -78,6 +78,11 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
     return doc
 
 
+def _cell(text: str) -> str:
+    """Markdown table cell: pipes in labels (|x|+|y|) must not split columns."""
+    return str(text).replace("|", "\\|")
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3e}"
 
@@ -96,7 +101,7 @@ def markdown(doc: dict, spec) -> str:
     head = ["row", "seeds"]
     for m in metrics:
         arrow = "↑" if doc["metrics"][m]["higher_is_better"] else "↓"
-        head.append(f"{doc['metrics'][m]['label']} {arrow}")
+        head.append(f"{_cell(doc['metrics'][m]['label'])} {arrow}")
     L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row, a in doc["rows"].items():
         st = ", ".join(f"{k} {v}" for k, v in a["status"].items() if k != "ok")
@@ -113,7 +118,7 @@ def markdown(doc: dict, spec) -> str:
             ours = doc["rows"].get(r["row"], {}).get("metrics", {}).get(r["metric"])
             ours_s = f"{_fmt(ours['mean'])} ± {_fmt(ours['std'])}" if ours else "not run at this scale"
             std = f" ± {r['std']:g}" if r.get("std") is not None else ""
-            L.append(f"| `{r['row']}` | {r['column']} | {r['metric']} | {r['value']:g}{std}{MARK[r['kind']]} | "
+            L.append(f"| `{r['row']}` | {_cell(r['column'])} | {r['metric']} | {r['value']:g}{std}{MARK[r['kind']]} | "
                      f"{ours_s} | {r['kind']} | {r['source']} |")
         L += ["", "† third party (official repository, not the paper's text). ‡ unverified: from memory, "
               "not yet checked against the paper.", ""]
