@@ -92,10 +92,6 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     p = tmp_path / "r.json"
     atomic_write_text(p, "old")
 
-    class Boom(str):
-        def __str__(self):
-            raise RuntimeError
-
     with pytest.raises(TypeError):
         atomic_write_text(p, 123)  # write() of a non-str fails mid-way
     assert p.read_text() == "old"
