@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def cmd_compare(a):
     paper = get_paper(a.pid)
     tables = paper.tables if a.all else [paper.resolve_table(a.table)]
     for t in tables:
-        doc = compare(paper, t, a.scale, Path(a.out), a.reports)
+        compare(paper, t, a.scale, Path(a.out), a.reports)
         from common import ROOT
         dest = Path(a.reports or ROOT / "reports") / paper.pid / f"{t}.md"
         print(dest.read_text())

@@ -3,7 +3,6 @@ claims, reported.csv, import rules)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from common import ROOT
 from common.config import SCALES, build_config, row_layers

@@ -96,7 +96,6 @@ def markdown(doc: dict, spec) -> str:
     if spec.notes:
         L += [spec.notes.strip(), ""]
     metrics = list(doc["metrics"])
-    rep = {(r["row"], r["metric"]): r for r in doc["reported"]}
     L += ["## Results (mean ± std over seeds)", ""]
     head = ["row", "seeds"]
     for m in metrics:

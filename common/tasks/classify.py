@@ -42,4 +42,6 @@ def run(cfg: ClassifyConfig, ctx: RunContext) -> dict:
     cfg.train.steps = steps_for(cfg, len(split.x_train))
     opt = build_optimizer(model.parameters(), cfg.optim)
     sched = make_scheduler(opt, cfg.optim, cfg.train.steps)
-    return train_classifier(model, split, opt, sched, cfg.train, ctx)
+    out = train_classifier(model, split, opt, sched, cfg.train, ctx)
+    out["steps"] = float(cfg.train.steps)  # derived from `epochs`: recorded beside the metrics
+    return out

@@ -21,7 +21,7 @@ def test_common_never_imports_papers():
 
 
 @pytest.mark.parametrize("pid,table", paper_tables())
-def test_table_has_reported_sources_and_mini_claims(pid, table):
+def test_table_has_all_scales_and_a_mini_claim(pid, table):
     paper = all_papers()[pid]
     spec = paper.load_table(table)
     assert any(c.scale == "mini" for c in spec.claims)

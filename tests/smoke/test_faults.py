@@ -1,6 +1,5 @@
 """Bad input and faults: each gets a clear message and the right exit code, and no result is lost."""
 import json
-import os
 import signal
 import time
 

@@ -1,6 +1,4 @@
 """Data, models, optimizer registry, schedules, atomic I/O: shapes and invariants."""
-import math
-
 import pytest
 import torch
 
