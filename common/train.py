@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from common.errors import Diverged
+from common.optim.base import set_mode
 from common.run import RunContext, rng_state, set_rng_state
 
 
@@ -45,7 +46,18 @@ def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], torch.T
 def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Tensor],
                evaluate: Callable[[], dict], tc: TrainConfig, ctx: RunContext,
                extra_state: Callable[[], dict] | None = None, load_extra: Callable[[dict], None] | None = None) -> dict:
-    """Runs `tc.steps` steps of `loss = step_loss(step); backward; opt.step()`; returns evaluate()."""
+    """Runs `tc.steps` steps of `loss = step_loss(step); backward; opt.step()`; returns evaluate().
+
+    Optimizers with train/eval modes (schedule-free) are switched to eval for every evaluation and
+    back to train before the next step."""
+    inner_evaluate = evaluate
+
+    def evaluate():
+        set_mode(opt, False)
+        out = inner_evaluate()
+        set_mode(opt, True)
+        return out
+
     start, state = ctx.restore()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -65,6 +77,7 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
         return st
 
     ctx.progress(tc.steps, initial=start)
+    set_mode(opt, True)
     for step in range(start, tc.steps):
         model.train()
         loss = step_loss(step)
@@ -84,6 +97,7 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
             ctx.log(s, **evaluate())
         ctx.step_done(s, get_state)
     final = evaluate()
+    set_mode(opt, False)  # leave the model at the evaluated point
     ctx.log(tc.steps, **final)
     return final
 

@@ -1,10 +1,59 @@
-"""The loop every elementwise optimizer's step() shares: evaluate the closure, visit each
-parameter that has a gradient together with its group and state."""
+"""What every optimizer in the repository shares: argument validation with messages that name the
+argument, the step loop (evaluate the closure, visit each parameter that has a gradient with its
+group and state), lazy state creation, and train/eval switching for optimizers that keep two
+points (schedule-free)."""
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator
 
 import torch
+
+
+def _finite(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def check_args(*, lr=None, lr_positive: bool = False, betas=None, beta_names=("beta1", "beta2"),
+               beta_closed: bool = False, **nonneg) -> None:
+    """Raise ValueError naming the first bad argument.
+
+    lr: finite and >= 0 (> 0 with `lr_positive`); betas: a pair of finite numbers in [0, 1)
+    (in [0, 1] with `beta_closed`, as Lion allows); every other keyword: finite and >= 0."""
+    if lr is not None:
+        v = _finite("lr", lr)
+        if v < 0 or (lr_positive and v == 0):
+            raise ValueError(f"lr must be {'> 0' if lr_positive else '>= 0'}, got {lr}")
+    if betas is not None:
+        if not isinstance(betas, (tuple, list)) or len(betas) != len(beta_names):
+            raise ValueError(f"betas must be a pair ({', '.join(beta_names)}), got {betas!r}")
+        for name, b in zip(beta_names, betas):
+            v = _finite(f"betas ({name})", b)
+            if not (0 <= v < 1 or (beta_closed and v == 1)):
+                raise ValueError(f"betas ({name}) must be in [0, 1{']' if beta_closed else ')'}, got {b}")
+    for name, value in nonneg.items():
+        if value is None:
+            continue
+        if _finite(name, value) < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def check_params(params) -> list:
+    """Materialize `params` (tensors or group dicts) and reject wrong types with a clear message."""
+    if isinstance(params, torch.Tensor):
+        raise TypeError("params must be an iterable of tensors or dicts, got a single Tensor "
+                        "(pass model.parameters() or [tensor])")
+    params = list(params)
+    for p in params:
+        items = p["params"] if isinstance(p, dict) else [p]
+        for t in ([items] if isinstance(items, torch.Tensor) else items):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"params must contain tensors, got {type(t).__name__}")
+    return params
 
 
 def eval_closure(closure: Callable | None):
@@ -23,3 +72,24 @@ def params_with_grad(opt: torch.optim.Optimizer) -> Iterator[tuple[dict, torch.T
             if p.grad.is_sparse:
                 raise RuntimeError(f"{type(opt).__name__} does not support sparse gradients")
             yield group, p, opt.state[p]
+
+
+def init_state(st: dict, p: torch.Tensor, *zeros: str, step: bool = True, **copies: bool) -> dict:
+    """Create missing state: a 0 step counter, zero buffers named in `zeros`, copies of p named in
+    `copies`. Returns st; increments nothing."""
+    if step and "step" not in st:
+        st["step"] = 0
+    for name in zeros:
+        if name not in st:
+            st[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    for name in copies:
+        if name not in st:
+            st[name] = p.detach().clone(memory_format=torch.preserve_format)
+    return st
+
+
+def set_mode(opt, train: bool) -> None:
+    """Call opt.train()/opt.eval() on optimizers that define them (schedule-free); no-op otherwise."""
+    fn = getattr(opt, "train" if train else "eval", None)
+    if callable(fn):
+        fn()

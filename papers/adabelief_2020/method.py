@@ -27,7 +27,7 @@ import math
 import torch
 
 from common.kernels import fused
-from common.optim.base import eval_closure, params_with_grad
+from common.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
 def _decay_and_moments(p, g, m, s, lr, beta1, beta2, weight_decay, decoupled):
@@ -80,11 +80,8 @@ class AdaBelief(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-16,
                  weight_decay: float = 0.0, decoupled: bool = False, rectify: bool = False):
-        if lr < 0 or eps < 0 or weight_decay < 0:
-            raise ValueError(f"lr, eps and weight_decay must be >= 0 (got {lr}, {eps}, {weight_decay})")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"betas must be in [0, 1), got {betas}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        check_args(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       decoupled=decoupled, rectify=rectify))
 
     @torch.no_grad()

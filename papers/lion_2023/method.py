@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from common.kernels import fused
-from common.optim.base import eval_closure, params_with_grad
+from common.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
 @fused
@@ -32,11 +32,8 @@ class Lion(torch.optim.Optimizer):
     """Lion with the torch.optim API (defaults from the paper: lr 1e-4, betas (0.9, 0.99))."""
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0):
-        if lr <= 0 or weight_decay < 0:
-            raise ValueError(f"lr must be > 0 and weight_decay >= 0 (got {lr}, {weight_decay})")
-        if not (0 <= betas[0] <= 1 and 0 <= betas[1] <= 1):
-            raise ValueError(f"betas must be in [0, 1], got {betas}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+        check_args(lr=lr, lr_positive=True, betas=betas, beta_closed=True, weight_decay=weight_decay)
+        super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -9,31 +9,9 @@ import torch
 
 from papers.adabelief_2020.method import AdaBelief, adabelief_update
 from papers.lion_2023.method import Lion, lion_update
+from tests.reference.lockstep import lockstep as _lockstep
 
 pytestmark = pytest.mark.reference
-SHAPES = [(7,), (5, 3), (2, 3, 4, 5), (1,)]
-STEPS = 120
-
-
-def _lockstep(make_ours, make_ref, dtype=torch.float64, steps=STEPS, atol=1e-10, rtol=1e-9):
-    torch.manual_seed(0)
-    init = [torch.randn(s, dtype=dtype) for s in SHAPES]
-    ours = [torch.nn.Parameter(t.clone()) for t in init]
-    ref = [torch.nn.Parameter(t.clone()) for t in init]
-    o_opt, r_opt = make_ours(ours), make_ref(ref)
-    g = torch.Generator().manual_seed(1)
-    for step in range(steps):
-        for a, b in zip(ours, ref):
-            # a gradient that depends on the parameter (like a real loss) plus noise
-            grad = 0.3 * a.detach() ** 3 - a.detach() + 0.5 * torch.randn(a.shape, generator=g, dtype=dtype)
-            if step % 17 == 5:
-                grad[..., 0] = 0.0  # exact zeros: sign(0) and zero residuals
-            a.grad, b.grad = grad.clone(), grad.clone()
-        o_opt.step()
-        r_opt.step()
-        for a, b in zip(ours, ref):
-            torch.testing.assert_close(a.detach(), b.detach(), atol=atol, rtol=rtol,
-                                       msg=lambda m: f"step {step + 1}: {m}")
 
 
 ADABELIEF_CASES = [
