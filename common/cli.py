@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--title", default="")
 
     sub.add_parser("check", help="lint every paper against the contract")
+
+    s = sub.add_parser("bench", help="time one optimizer step: `repro bench optimizers`")
+    s.add_argument("what", choices=["optimizers"])
+    s.add_argument("--only", default=None, help="comma-separated optimizer names (default: every paper's)")
+    s.add_argument("--steps", type=int, default=10, help="timed steps per optimizer")
+    s.add_argument("--write", default=None, help="also write the markdown table here "
+                                                 "(e.g. reports/bench/optimizers.md)")
     return p
 
 
@@ -135,6 +142,13 @@ def cmd_run(a):
     results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show)
     failed = [r for r in results if r.get("status") == "failed"]
     div = [r for r in results if r.get("status") == "diverged"]
+    if hasattr(paper.experiment, "report_extra") and len(results) > len(failed):
+        # tables ranked across rows (the optimizer benchmark) print their ranking after the runs
+        from common.report.compare import compare
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = compare(paper, table, a.scale, Path(a.out), Path(tmp))
+        print("\n".join(line for line in doc.get("extra", []) if not line.startswith("![")))
     print(f"repro: {len(results) - len(failed) - len(div)} ok, {len(div)} diverged, {len(failed)} failed. "
           f"Next: repro compare {paper.pid} {table} --scale {a.scale}" + (f" --out {a.out}" if a.out != "runs" else ""))
     return FAIL_EXIT if failed else 0
@@ -185,8 +199,26 @@ def cmd_check(a):
     return FAIL_EXIT if n else 0
 
 
+def cmd_bench(a):
+    from common.meta import hardware
+    from common.optim import bench, registry
+    names = _split(a.only)
+    if names:
+        unknown = [n for n in names if n not in registry()]
+        if unknown:
+            raise UsageError(f"unknown optimizer(s) {', '.join(unknown)}; valid: {', '.join(sorted(registry()))}")
+    if a.steps < 1:
+        raise UsageError("--steps must be >= 1")
+    md = bench.markdown(bench.run(names, a.steps), hardware())
+    print(md)
+    if a.write:
+        from common.io import atomic_write_text
+        atomic_write_text(Path(a.write), md)
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "compare": cmd_compare,
-            "report": cmd_report, "new": cmd_new, "check": cmd_check}
+            "report": cmd_report, "new": cmd_new, "check": cmd_check, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

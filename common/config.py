@@ -124,7 +124,7 @@ class ClaimSpec:
 
     id: str = ""
     type: str = ""
-    """better | within | monotone | ratio | gap_increases | matches_reported"""
+    """better | vs_best | within | monotone | ratio | gap_increases | matches_reported"""
     text: str = ""
     """The paper's claim in words."""
     scale: str = "mini"
@@ -175,6 +175,9 @@ class TableSpec:
     scales: dict = field(default_factory=dict)
     plot: dict = field(default_factory=dict)
     notes: str = ""
+    rows_from: str = ""
+    """"optimizers": add one row per optimizer in the registry, {optimizer: <name>} (rows given
+    explicitly are kept and override). New optimizers then join the table with no edit."""
 
 
 def parse_table(raw: Any, where: str) -> TableSpec:
@@ -183,6 +186,11 @@ def parse_table(raw: Any, where: str) -> TableSpec:
         raise ConfigError(f"{where}: a table config must be a mapping")
     _check_keys(TableSpec, raw, where)
     spec = TableSpec(**raw)
+    if spec.rows_from:
+        if spec.rows_from != "optimizers":
+            raise ConfigError(f"{where}: rows_from '{spec.rows_from}' unknown; valid: optimizers")
+        from common.optim import registry
+        spec.rows = {**{name: {"optimizer": name} for name in registry()}, **(spec.rows or {})}
     if not spec.rows:
         raise ConfigError(f"{where}: 'rows' is empty")
     for r, v in spec.rows.items():

@@ -88,6 +88,12 @@ def resnet34_cifar(in_shape=(3, 32, 32), num_classes=10) -> nn.Module:
     return m
 
 
+def resnet50(in_shape=(3, 224, 224), num_classes=1000) -> nn.Module:
+    """torchvision's ImageNet ResNet-50, random init (full scale only)."""
+    import torchvision
+    return torchvision.models.resnet50(weights=None, num_classes=num_classes)
+
+
 def vit_b16(in_shape=(3, 224, 224), num_classes=1000) -> nn.Module:
     """torchvision's ViT-B/16, randomly initialized (no weights are downloaded)."""
     import torchvision
@@ -99,6 +105,7 @@ MODELS = {
     "cnn": SmallCNN,
     "resnet20": resnet20,
     "resnet34": resnet34_cifar,
+    "resnet50": resnet50,
     "vit_b16": vit_b16,
 }
 

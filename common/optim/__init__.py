@@ -37,14 +37,29 @@ class OptimConfig:
     milestones: list = field(default_factory=lambda: [0.5, 0.75])
 
 
+def _entries() -> dict:
+    """name -> paper.yaml `optimizers:` entry: "module:Class", or a mapping {class: "module:Class",
+    search: {hparam: [low, high]}, fixed: {hparam: value}} that also declares the benchmark's
+    search space (common.optim.algoperf)."""
+    from common.registry import all_papers
+    out = {}
+    for paper in all_papers().values():
+        for name, entry in (paper.meta.get("optimizers") or {}).items():
+            out[name] = entry
+    return out
+
+
 def registry() -> dict:
     """name -> optimizer class, built-ins first, then each paper's `optimizers:` entries."""
-    from common.registry import all_papers
     reg = dict(BUILTINS)
-    for paper in all_papers().values():
-        for name, target in (paper.meta.get("optimizers") or {}).items():
-            reg[name] = target  # imported lazily
+    for name, entry in _entries().items():
+        reg[name] = entry if isinstance(entry, str) else entry["class"]  # imported lazily
     return reg
+
+
+def registry_spaces() -> dict:
+    """name -> {'search': ..., 'fixed': ...} for registry entries that declare a search space."""
+    return {n: e for n, e in _entries().items() if isinstance(e, dict) and ("search" in e or "fixed" in e)}
 
 
 def resolve(name: str):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from common.config import ClaimSpec, TableSpec
 
-CLAIM_TYPES = ("better", "within", "monotone", "ratio", "gap_increases", "matches_reported")
+CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "gap_increases", "matches_reported")
 
 
 @dataclass
@@ -44,10 +44,13 @@ def validate(spec: TableSpec) -> list[str]:
         if c.type != "matches_reported" and c.metric not in spec.metrics:
             errs.append(f"claim {c.id}: metric '{c.metric}' is not one of the table's metrics")
         names = [c.a, c.b] if c.type in ("better", "ratio") else [c.a] if c.type == "within" else \
+            [c.a, *c.rows] if c.type == "vs_best" else \
             list(c.rows) if c.type == "monotone" else [r for p in c.pairs for r in p]
         for r in names:
             if r not in spec.rows:
                 errs.append(f"claim {c.id}: row '{r}' does not exist")
+        if c.type == "vs_best" and not c.rows:
+            errs.append(f"claim {c.id}: vs_best needs the rows to take the best of")
         if c.type == "monotone" and len(c.rows) < 2:
             errs.append(f"claim {c.id}: monotone needs at least 2 rows")
         if c.type == "gap_increases" and (len(c.pairs) < 2 or any(len(p) != 2 for p in c.pairs)):
@@ -107,6 +110,16 @@ def _one(c: ClaimSpec, spec: TableSpec, means: dict, reported: list) -> Verdict:
                      a=a, b=b, advantage=adv)
         r = a / b if b else float("inf")
         return v("pass" if r <= c.value else "fail", f"{c.a}/{c.b} = {_fmt(r)} (needs <= {c.value:g})", ratio=r)
+    if c.type == "vs_best":
+        a = _get(means, c.a, c.metric)
+        vals = {r: _get(means, r, c.metric) for r in c.rows}
+        if a is None or any(x is None for x in vals.values()):
+            return v("missing", "needs rows " + ", ".join([c.a, *c.rows]))
+        best = max(vals, key=lambda r: s * vals[r])
+        adv = s * (a - vals[best])
+        return v("pass" if adv > c.margin else "fail",
+                 f"{c.a} {_fmt(a)} vs best of {len(vals)} ({best}) {_fmt(vals[best])}: advantage {_fmt(adv)} "
+                 f"(needs > {c.margin:g})", a=a, best=vals[best], advantage=adv)
     if c.type == "within":
         a = _get(means, c.a, c.metric)
         if a is None:

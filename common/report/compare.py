@@ -33,7 +33,9 @@ def aggregate(results: dict, metrics: list[str]) -> dict:
         ok = [r for r in rs if r.get("status") == "ok"]
         agg[row] = {"status": {s: sum(r.get("status") == s for r in rs)
                                for s in sorted({r.get("status") for r in rs})},
-                    "seeds": [r["seed"] for r in ok], "metrics": {}}
+                    "seeds": [r["seed"] for r in ok], "metrics": {},
+                    "per_seed": {m: [float(r["metrics"][m]) for r in ok if m in r.get("metrics", {})]
+                                 for m in sorted({k for r in ok for k in r.get("metrics", {})})}}
         for m in metrics:
             vals = [float(r["metrics"][m]) for r in ok if m in r.get("metrics", {})]
             if vals:
@@ -73,6 +75,9 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
     dest = reports_dir / paper.pid
     png = dest / f"{table}.png"
     _figure(doc, spec, results, out, paper.pid, table, scale, png)
+    extra = getattr(paper.experiment, "report_extra", None)
+    lines = extra(doc, dest / f"{table}_profiles.png") if extra else []
+    doc["extra"] = lines
     atomic_write_json(dest / f"{table}.json", doc)
     atomic_write_text(dest / f"{table}.md", markdown(doc, spec))
     return doc
@@ -124,6 +129,7 @@ def markdown(doc: dict, spec) -> str:
         if doc["scale"] != "full":
             L += [f"At {doc['scale']} scale the task is smaller than the paper's: compare the claims below, "
                   "not the absolute numbers.", ""]
+    L += doc.get("extra") or []
     L += ["## Claims", ""]
     if not doc["claims"]:
         L += [f"No claim is checked at {doc['scale']} scale.", ""]

@@ -32,6 +32,8 @@ class CharLMConfig(BaseConfig):
 
 
 CORPORA_HELP = {
+    "c4": "C4 is not available offline: export the English C4 split (allenai/c4, en) as UTF-8 text to "
+          "$OPTREPRO_DATA/c4/train.txt and val.txt.",
     "wiki40b": "Wiki-40B is not available offline: prepare it with tensorflow-datasets (wiki40b/en) and "
                "export it as UTF-8 text to $OPTREPRO_DATA/wiki40b/train.txt and val.txt.",
 }

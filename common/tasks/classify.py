@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
 
 from common import data as data_mod
 from common import models
@@ -36,12 +39,17 @@ def steps_for(cfg: ClassifyConfig, n_train: int) -> int:
     return cfg.train.steps
 
 
-def run(cfg: ClassifyConfig, ctx: RunContext) -> dict:
+def run(cfg: ClassifyConfig, ctx: RunContext, probe: Callable[[nn.Module], dict] | None = None) -> dict:
+    """Train and evaluate. `probe(model) -> {name: value}` is measured on the initial and the final
+    model; the results get both, as `<name>_init` and `<name>`."""
     split = data_mod.load(cfg.dataset, seed=cfg.seed)
     model = models.build(cfg.model, split.in_shape, split.num_classes).to(cfg.device)
     cfg.train.steps = steps_for(cfg, len(split.x_train))
     opt = build_optimizer(model.parameters(), cfg.optim)
     sched = make_scheduler(opt, cfg.optim, cfg.train.steps)
+    before = probe(model) if probe else {}
     out = train_classifier(model, split, opt, sched, cfg.train, ctx)
+    if probe:
+        out.update({f"{k}_init": v for k, v in before.items()}, **probe(model))
     out["steps"] = float(cfg.train.steps)  # derived from `epochs`: recorded beside the metrics
     return out

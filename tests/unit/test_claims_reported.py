@@ -27,6 +27,12 @@ def _spec(claim, hib=True):
     ({"type": "gap_increases", "metric": "m", "pairs": [["a", "b"], ["c", "d"]]},
      {"a": 3, "b": 1, "c": 1, "d": 1}, True, "fail"),
     ({"type": "better", "metric": "m", "a": "a", "b": "b"}, {"a": 2}, True, "missing"),
+    ({"type": "vs_best", "metric": "m", "a": "a", "rows": ["b", "c"], "margin": -1.0},
+     {"a": 2.5, "b": 1, "c": 3}, True, "pass"),
+    ({"type": "vs_best", "metric": "m", "a": "a", "rows": ["b", "c"], "margin": -0.4},
+     {"a": 2.5, "b": 1, "c": 3}, True, "fail"),
+    ({"type": "vs_best", "metric": "m", "a": "a", "rows": ["b", "c"]}, {"a": 2.5, "b": 1, "c": 3}, False, "fail"),
+    ({"type": "vs_best", "metric": "m", "a": "a", "rows": ["b", "c"]}, {"a": 0.5, "b": 1, "c": 3}, False, "pass"),
 ])
 def test_claim_verdicts(claim, means, hib, verdict):
     spec = _spec(claim, hib)
