@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from common.optim.base import set_mode
+
 from common import data, models
 from common.errors import ConfigError, DataMissing
 from common.io import atomic_write_text
@@ -62,9 +64,10 @@ def test_tiny_gpt_logits():
 
 def test_every_registered_optimizer_builds_and_steps():
     for name in registry():
-        p = torch.nn.Parameter(torch.ones(3))
-        opt = build_optimizer([p], OptimConfig(name=name, lr=1e-2))
-        p.grad = torch.ones(3)
+        p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))  # DoG's first step is ~1e-8
+        opt = build_optimizer([p], OptimConfig(name=name, lr=1e-2, momentum=0.9))
+        set_mode(opt, True)  # schedule-free and averaged optimizers step in train mode
+        p.grad = torch.ones(3, dtype=torch.float64)
         opt.step()
         assert torch.all(p < 1), name
 
