@@ -93,3 +93,14 @@ def set_mode(opt, train: bool) -> None:
     fn = getattr(opt, "train" if train else "eval", None)
     if callable(fn):
         fn()
+
+
+def adam_steps(opt: torch.optim.Optimizer, *extra: str):
+    """The loop of every Adam-like step: (group, p, state, bc1, bc2) per parameter with a gradient,
+    after creating `exp_avg`, `exp_avg_sq` (and the zero buffers in `extra`) and advancing the step;
+    bc1 = 1 - β1^t and bc2 = 1 - β2^t are the bias corrections."""
+    for group, p, st in params_with_grad(opt):
+        init_state(st, p, "exp_avg", "exp_avg_sq", *extra)
+        st["step"] += 1
+        b1, b2 = group["betas"]
+        yield group, p, st, 1 - b1 ** st["step"], 1 - b2 ** st["step"]

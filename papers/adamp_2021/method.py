@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from common.kernels import fused
-from common.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
+from common.optim.base import adam_steps, check_args, check_params, eval_closure, init_state, params_with_grad
 
 
 def _project(p: torch.Tensor, g: torch.Tensor, u: torch.Tensor, delta, wd_ratio, eps):
@@ -91,13 +91,10 @@ class AdamP(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, "exp_avg", "exp_avg_sq")
-            st["step"] += 1
-            b1, b2 = group["betas"]
-            adamp_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], b1, b2, group["eps"],
-                         group["weight_decay"], group["delta"], group["wd_ratio"], 1 - b1 ** st["step"],
-                         1 - b2 ** st["step"], group["nesterov"], p.dim() > 1)
+        for group, p, st, bc1, bc2 in adam_steps(self):
+            adamp_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
+                         group["weight_decay"], group["delta"], group["wd_ratio"], bc1, bc2, group["nesterov"],
+                         p.dim() > 1)
         return loss
 
 

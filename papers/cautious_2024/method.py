@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from common.kernels import fused
-from common.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
+from common.optim.base import adam_steps, check_args, check_params, eval_closure, init_state, params_with_grad
 
 NORMALIZE = ("count", "mean")
 
@@ -73,13 +73,9 @@ class CAdamW(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, "exp_avg", "exp_avg_sq")
-            st["step"] += 1
-            b1, b2 = group["betas"]
-            cadamw_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], b1, b2, group["eps"],
-                          group["weight_decay"], 1 - b1 ** st["step"], 1 - b2 ** st["step"], group["cautious"],
-                          group["normalize"] == "mean")
+        for group, p, st, bc1, bc2 in adam_steps(self):
+            cadamw_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
+                          group["weight_decay"], bc1, bc2, group["cautious"], group["normalize"] == "mean")
         return loss
 
 

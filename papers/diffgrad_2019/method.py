@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from common.kernels import fused
-from common.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
+from common.optim.base import adam_steps, check_args, check_params, eval_closure
 
 
 @fused
@@ -46,10 +46,7 @@ class DiffGrad(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, "exp_avg", "exp_avg_sq", "prev_grad")
-            st["step"] += 1
-            beta1, beta2 = group["betas"]
-            diffgrad_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st["prev_grad"], group["lr"], beta1, beta2,
-                            group["eps"], group["weight_decay"], 1 - beta1 ** st["step"], 1 - beta2 ** st["step"])
+        for group, p, st, bc1, bc2 in adam_steps(self, "prev_grad"):
+            diffgrad_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st["prev_grad"], group["lr"], *group["betas"],
+                            group["eps"], group["weight_decay"], bc1, bc2)
         return loss

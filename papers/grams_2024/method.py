@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from common.kernels import fused
-from common.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
+from common.optim.base import adam_steps, check_args, check_params, eval_closure
 
 
 @fused
@@ -41,10 +41,7 @@ class Grams(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, "exp_avg", "exp_avg_sq")
-            st["step"] += 1
-            b1, b2 = group["betas"]
-            grams_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], b1, b2, group["eps"],
-                         group["weight_decay"], 1 - b1 ** st["step"], 1 - b2 ** st["step"])
+        for group, p, st, bc1, bc2 in adam_steps(self):
+            grams_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
+                         group["weight_decay"], bc1, bc2)
         return loss
