@@ -63,6 +63,7 @@ def _classify_workload(dataset: str, model_name: str, batch_size: int):
 def _charlm_build(seed: int, context: int = 32, batch_size: int = 16, d_model: int = 32):
     from common.data import CharCorpus, pydoc_text
     from common.models import tiny_gpt
+    from common.tasks.charlm import val_loss
     torch.manual_seed(seed)
     corpus = CharCorpus.from_text(pydoc_text(), 200_000)
     model = tiny_gpt(corpus.vocab_size, context, d_model, 1, 2)
@@ -72,15 +73,8 @@ def _charlm_build(seed: int, context: int = 32, batch_size: int = 16, d_model: i
         x, y = corpus.batch("train", batch_size, context, g)
         return nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
-    @torch.no_grad()
     def evaluate():
-        model.eval()
-        tot, n = 0.0, 0
-        for x, y in corpus.eval_batches(64, context, 4):
-            tot += float(nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="sum"))
-            n += y.numel()
-        model.train()
-        return tot / n
+        return val_loss(model, corpus, 64, context, 4)  # run_trial puts the model back in train mode
 
     return model, loss_at, evaluate
 

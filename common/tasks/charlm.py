@@ -45,6 +45,18 @@ def preflight(cfg: CharLMConfig) -> None:
     check(cfg.optim)
 
 
+@torch.no_grad()
+def val_loss(model: nn.Module, corpus: CharCorpus, batch_size: int, context: int, n_batches: int) -> float:
+    """Mean cross-entropy (nats per character) over the corpus' fixed validation batches; leaves
+    the model in eval mode."""
+    model.eval()
+    tot, n = 0.0, 0
+    for x, y in corpus.eval_batches(batch_size, context, n_batches):
+        tot += float(nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="sum"))
+        n += y.numel()
+    return tot / n
+
+
 def run(cfg: CharLMConfig, ctx: RunContext) -> dict:
     corpus = CharCorpus.from_text(pydoc_text(), cfg.max_chars)
     model = tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head).to(cfg.device)
@@ -56,14 +68,8 @@ def run(cfg: CharLMConfig, ctx: RunContext) -> dict:
         x, y = corpus.batch("train", cfg.train.batch_size, cfg.context, g)
         return nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
-    @torch.no_grad()
     def evaluate():
-        model.eval()
-        tot, n = 0.0, 0
-        for x, y in corpus.eval_batches(cfg.train.batch_size, cfg.context, cfg.eval_batches):
-            tot += float(nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="sum"))
-            n += y.numel()
-        val = tot / n
+        val = val_loss(model, corpus, cfg.train.batch_size, cfg.context, cfg.eval_batches)
         return {"val_loss": val, "val_bpc": val / math.log(2)}
 
     return train_loop(model, opt, sched, step_loss, evaluate, cfg.train, ctx)

@@ -48,8 +48,9 @@ class AdaBound(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), final_lr: float = 0.1, gamma: float = 1e-3,
                  eps: float = 1e-8, weight_decay: float = 0.0, amsbound: bool = False):
-        check_args(lr=lr, betas=betas, final_lr=final_lr, eps=eps, weight_decay=weight_decay)
-        check_args(betas=(gamma,), beta_names=("gamma",))
+        check_args(lr=lr, betas=betas, final_lr=final_lr, eps=eps, weight_decay=weight_decay, gamma=gamma)
+        if gamma >= 1:
+            raise ValueError(f"gamma must be in [0, 1), got {gamma}")
         super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), final_lr=final_lr, gamma=gamma,
                                                     eps=eps, weight_decay=weight_decay, amsbound=amsbound))
         for group in self.param_groups:
