@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="time one optimizer step: `repro bench optimizers`")
     s.add_argument("what", choices=["optimizers"])
     s.add_argument("--only", default=None, help="comma-separated optimizer names (default: every paper's)")
-    s.add_argument("--steps", type=int, default=10, help="timed steps per optimizer")
+    s.add_argument("--steps", type=int, default=30, help="timed steps per optimizer")
     s.add_argument("--write", default=None, help="also write the markdown table here "
                                                  "(e.g. reports/bench/optimizers.md)")
     return p
