@@ -156,13 +156,14 @@ def saved_bytes():
     """Bytes of tensors autograd saves for backward inside the block (the memory reverse mode
     needs; deterministic, unlike allocator peaks on CPU). Yields a dict with key 'bytes'."""
     out = {"bytes": 0}
-    seen = set()
+    seen, alive = set(), []  # keep storages alive in the block, so a freed address is not reused
 
     def pack(t):
-        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        if key not in seen:
-            seen.add(key)
-            out["bytes"] += t.untyped_storage().nbytes()
+        st = t.untyped_storage()
+        if st.data_ptr() not in seen:
+            seen.add(st.data_ptr())
+            alive.append(st)
+            out["bytes"] += st.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
