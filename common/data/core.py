@@ -109,6 +109,31 @@ def cifar10(seed: int = 0) -> Split:
     return Split(*out, num_classes=10, in_shape=(3, 32, 32))
 
 
+MNIST_HELP = ("MNIST is not on disk (looked for {root}/MNIST/raw/train-images-idx3-ubyte). Full-scale "
+              "hyper-cleaning uses it: fetch it once with torchvision.datasets.MNIST('{root}', download=True) "
+              "on a machine with network, or set OPTREPRO_DATA to where it lives.")
+
+
+def mnist_root() -> Path:
+    return data_root() / "mnist"
+
+
+def require_mnist() -> None:
+    if not (mnist_root() / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        raise DataMissing(MNIST_HELP.format(root=mnist_root()))
+
+
+def mnist(seed: int = 0) -> Split:
+    """Full scale: the standard torchvision loader, pixels scaled to [-1, 1]."""
+    require_mnist()
+    import torchvision
+    out = []
+    for train in (True, False):
+        ds = torchvision.datasets.MNIST(str(mnist_root()), train=train, download=False)
+        out += [(ds.data.float()[:, None] / 255.0 - 0.5) / 0.5, ds.targets.clone()]
+    return Split(*out, num_classes=10, in_shape=(1, 28, 28))
+
+
 IMAGENET_HELP = (
     "ImageNet (ILSVRC-2012) is not on disk at {root}. It cannot be downloaded automatically: get it from\n"
     "https://image-net.org/download.php and arrange it as {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG\n"
@@ -129,8 +154,8 @@ def imagenet(seed: int = 0) -> Split:
 
 
 DATASETS = {"digits": digits, "mnist1d": mnist1d, "synthetic": synthetic, "cifar10": cifar10,
-            "imagenet": imagenet}
-FULL_SCALE_CHECKS = {"cifar10": require_cifar10, "imagenet": require_imagenet}
+            "imagenet": imagenet, "mnist": mnist}
+FULL_SCALE_CHECKS = {"cifar10": require_cifar10, "imagenet": require_imagenet, "mnist": require_mnist}
 
 
 def load(name: str, seed: int = 0) -> Split:
