@@ -19,6 +19,7 @@ Each problem counts its oracle calls: `grad` (one gradient of f or g, both argum
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -151,20 +152,41 @@ def penalty_grads(prob: Bilevel, x, y, z, lam: float):
     return fx + lam * (gx_y - gx_z), fy + lam * gy_y
 
 
+class _Saved:
+    __slots__ = ("t", "__weakref__")
+
+    def __init__(self, t):
+        self.t = t
+
+
 @contextlib.contextmanager
 def saved_bytes():
-    """Bytes of tensors autograd saves for backward inside the block (the memory reverse mode
-    needs; deterministic, unlike allocator peaks on CPU). Yields a dict with key 'bytes'."""
+    """Peak bytes of tensors held by autograd for backward inside the block: the memory reverse
+    mode needs (deterministic, unlike allocator peaks on CPU). A storage counts while at least
+    one graph slot holds it, once however many slots share it. Yields a dict: 'bytes' (peak)."""
     out = {"bytes": 0}
-    seen, alive = set(), []  # keep storages alive in the block, so a freed address is not reused
+    live: dict = {}  # storage address -> [slots holding it, nbytes]
+    cur = [0]
+
+    def release(ptr):
+        ent = live[ptr]
+        ent[0] -= 1
+        if ent[0] == 0:
+            cur[0] -= ent[1]
+            del live[ptr]
 
     def pack(t):
         st = t.untyped_storage()
-        if st.data_ptr() not in seen:
-            seen.add(st.data_ptr())
-            alive.append(st)
-            out["bytes"] += st.nbytes()
-        return t
+        ptr = st.data_ptr()
+        if ptr in live:
+            live[ptr][0] += 1
+        else:
+            live[ptr] = [1, st.nbytes()]
+            cur[0] += st.nbytes()
+            out["bytes"] = max(out["bytes"], cur[0])
+        w = _Saved(t)
+        weakref.finalize(w, release, ptr)
+        return w
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda w: w.t):
         yield out
