@@ -193,9 +193,11 @@ def run_hypergrad(cfg: BilevelConfig, ctx) -> dict:
         dt = time.perf_counter() - t0
     err = float((hg - exact).norm() / exact.norm())
     cos = float(hg @ exact / (hg.norm() * exact.norm() + 1e-300))
-    return {"rel_err": err, "log10_rel_err": math.log10(max(err, 1e-16)), "cosine": cos,
-            "time_ms": dt * 1e3, "saved_kb": mem["bytes"] / 1024, "inner_residual": res,
-            "calls": float(sum(prob.calls.values()))}
+    out = {"rel_err": err, "log10_rel_err": math.log10(max(err, 1e-16)), "cosine": cos,
+           "time_ms": dt * 1e3, "saved_kb": mem["bytes"] / 1024, "inner_residual": res,
+           "calls": float(sum(prob.calls.values()))}
+    ctx.log(cfg.inner_steps, **out)
+    return out
 
 
 def run(cfg: BilevelConfig, ctx) -> dict:
