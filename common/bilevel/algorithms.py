@@ -74,14 +74,23 @@ def ma_soba(prob, x, y, outer_lr=1.0, inner_lr=0.1, nu=0.1, avg=0.1):
         yield {"x": x, "y": y, "inner_residual": prob.inner_residual(x, y)}
 
 
-def bo_rep(prob, x, y, outer_lr=0.1, inner_lr=0.1, inner_steps=10, init_steps=100, period=5, nu=0.1, beta=0.9):
+def bo_rep(prob, x, y, outer_lr=0.1, inner_lr=0.1, inner_steps=10, init_steps=100, period=5, nu=0.1, beta=0.9,
+           estimator="linear_system", neumann_terms=10):
+    """estimator: 'linear_system' (v carried across iterations and moved one step on
+    g_yy v = f_y, as the authors' hyper-cleaning code does) or 'neumann' (a fresh Neumann
+    series with `neumann_terms` terms and step nu every iteration, stocBiO's estimator)."""
+    if estimator not in ("linear_system", "neumann"):
+        raise ValueError(f"estimator '{estimator}' unknown; valid: linear_system, neumann")
     v, m = torch.zeros_like(y), torch.zeros_like(x)
     y = inner_gd(prob, x, y, init_steps, inner_lr)  # initialization refinement
     t = 0
     while True:
         if t > 0 and t % period == 0:  # periodic lower-level updates
             y = inner_gd(prob, x, y, inner_steps, inner_lr)
-        v, hg = _linear_system_step(prob, x, y, v, nu)
+        if estimator == "neumann":
+            hg = implicit(prob, x, y, solver="neumann", terms=neumann_terms, alpha=nu).grad
+        else:
+            v, hg = _linear_system_step(prob, x, y, v, nu)
         m = beta * m + (1 - beta) * hg
         x = x - outer_lr * m / (m.norm() + 1e-12)  # normalized momentum
         t += 1
@@ -121,8 +130,8 @@ ALGORITHMS = {"aid_cg": aid_cg, "stocbio": stocbio, "itd": itd, "ttsa": ttsa, "m
 def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, record_every: int = 0,
         max_outer: int = 10**9) -> dict:
     """Run `algo` until prob.calls reaches `budget` oracle calls (or max_outer iterations).
-    Returns the final state, metrics from prob.evaluate (if defined) and a curve of
-    (calls, upper objective f(x, y), inner residual) every `record_every` outer iterations."""
+    Returns the final state and a curve of (calls, upper objective f(x, y), inner residual),
+    recorded each time the oracle count passes a multiple of `record_every` calls."""
     if algo not in ALGORITHMS:
         from common.config import closest
         raise ValueError(f"algorithm '{algo}' unknown{closest(algo, ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}")
@@ -138,7 +147,7 @@ def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, recor
         max_res = max(max_res, st.get("inner_residual", 0.0))
         if not torch.isfinite(st["x"]).all():
             break
-        if record_every and k % record_every == 0:
+        if record_every and sum(prob.calls.values()) >= record_every * (len(curve) + 1):
             with torch.no_grad():
                 curve.append((sum(prob.calls.values()), float(prob.f(st["x"], st["y"])), st["inner_residual"]))
     out = {"x": st["x"], "y": st["y"], "outer_iters": k, "calls": sum(prob.calls.values()),

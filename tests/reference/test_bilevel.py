@@ -194,6 +194,15 @@ def test_every_algorithm_reaches_the_closed_form_optimum_of_a_quadratic(algo):
     assert r["outer_iters"] == iters and r["calls"] == r["grad_calls"] + r["hvp_calls"] > 0
 
 
+def test_bo_rep_neumann_estimator_reaches_the_optimum():
+    hp, iters, tol = ALGO_CASES["bo_rep"]
+    p = Quadratic(seed=0, cond=10.0, rho=1.0)
+    p.x0 = lambda: torch.zeros(p.dx, dtype=D)
+    p.y0 = lambda: torch.zeros(p.dy, dtype=D)
+    r = run(p, "bo_rep", 10**8, {**hp, "estimator": "neumann", "neumann_terms": 100}, max_outer=iters)
+    assert rel(r["x"], p.x_opt()) < tol
+
+
 def test_v_pbgd_solves_the_non_unique_lower_level_problem():
     """The lower level's solution set is a line; V-PBGD reaches the optimistic optimum (closed
     form) within its O(1/gamma) bias, where CG on g_yy (rank 1) would need damping."""
