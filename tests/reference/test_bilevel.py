@@ -218,3 +218,20 @@ def test_v_pbgd_solves_the_non_unique_lower_level_problem():
 def test_run_rejects_unknown_algorithm():
     with pytest.raises(ValueError, match="unknown.*valid"):
         run(Quadratic(), "aid", 10, {})
+
+
+@pytest.mark.parametrize("solve", ["normal_cg", "dense"])
+def test_custom_root_non_symmetric_root_matches_closed_form(solve):
+    """F(y, theta) = A y - theta with A non-symmetric (a root, not an argmin): the VJP of
+    y* = A^{-1} theta is A^{-T} w; plain CG would assume symmetry, normal_cg does not."""
+    g = torch.Generator().manual_seed(4)
+    A = torch.randn(6, 6, dtype=D, generator=g) + 4 * torch.eye(6, dtype=D)
+    w = torch.randn(6, dtype=D, generator=g)
+
+    @custom_root(lambda y, th: A @ y - th, solve=solve, iters=200, tol=1e-14)
+    def lin(y0, th):
+        return torch.linalg.solve(A, th)
+
+    th = torch.randn(6, dtype=D, generator=g, requires_grad=True)
+    (lin(torch.zeros(6, dtype=D), th) @ w).backward()
+    assert rel(th.grad, torch.linalg.solve(A.T, w)) < 1e-10
