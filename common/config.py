@@ -158,6 +158,9 @@ class PlotSpec:
     metric: str = ""
     x: str = "step"
     logy: bool = False
+    xlabel: str = ""
+    """Axis labels; default: the x key and the metric's label."""
+    ylabel: str = ""
 
 
 @dataclass

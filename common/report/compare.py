@@ -166,7 +166,7 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
             if len(curves) > 1:
                 sd = [statistics.stdev(c[x] for c in curves) for x in xs]
                 ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], alpha=0.2)
-        ax.set_xlabel(p.x)
+        ax.set_xlabel(p.xlabel or p.x)
         ax.legend(fontsize=8)
     else:
         rows = [r for r in doc["rows"] if metric in doc["rows"][r]["metrics"]]
@@ -181,7 +181,7 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
             ax.legend(fontsize=8)
     if p.logy:
         ax.set_yscale("log")
-    ax.set_ylabel(spec.metrics[metric].label or metric if metric in spec.metrics else metric)
+    ax.set_ylabel(p.ylabel or (spec.metrics[metric].label or metric if metric in spec.metrics else metric))
     ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds)",
                  fontsize=10)
     fig.tight_layout()
