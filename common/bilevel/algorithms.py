@@ -112,15 +112,22 @@ def f2sa(prob, x, y, outer_lr=1.0, inner_lr=0.1, inner_steps=10, lam0=1.0, lam_s
         yield {"x": x, "y": z, "y_penalty": y, "lam": lam, "inner_residual": prob.inner_residual(x, z)}
 
 
-def v_pbgd(prob, x, y, outer_lr=0.1, inner_lr=0.1, inner_steps=10, gamma=10.0, y_lr=None):
-    """y_lr defaults to outer_lr (the paper's single step size on the joint variable)."""
+def v_pbgd(prob, x, y, outer_lr=0.1, inner_lr=0.1, inner_steps=10, gamma=10.0, y_lr=None, output="y"):
+    """y_lr defaults to outer_lr (the paper's single step size on the joint variable).
+    output: which lower-level variable is reported as the model. 'y' (the paper's output) solves
+    f / gamma + g and so has seen the upper-level (validation) data with weight 1/gamma; 'z'
+    minimizes g(x, .) alone: the fair choice when the lower level has a unique solution and the
+    model is evaluated on held-out data (hyper-cleaning)."""
+    if output not in ("y", "z"):
+        raise ValueError(f"output '{output}' unknown; valid: y, z")
     z = y.clone()
     y_lr = outer_lr if y_lr is None else y_lr
     while True:
         z = inner_gd(prob, x, z, inner_steps, inner_lr)
         gx, gy = penalty_grads(prob, x, y, z, gamma)
         x, y = x - outer_lr * gx, y - y_lr * gy
-        yield {"x": x, "y": y, "z": z, "inner_residual": prob.inner_residual(x, y)}
+        yield {"x": x, "y": y if output == "y" else z, "y_penalty": y, "z": z,
+               "inner_residual": prob.inner_residual(x, y if output == "y" else z)}
 
 
 ALGORITHMS = {"aid_cg": aid_cg, "stocbio": stocbio, "itd": itd, "ttsa": ttsa, "ma_soba": ma_soba,
