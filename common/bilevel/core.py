@@ -58,7 +58,8 @@ class Bilevel:
 
     def second_order(self, x, y):
         """(hvp_yy, jvp_xy): v -> g_yy v and v -> g_xy v (a vector like x), sharing one graph of
-        g_y at (x, y). Each product counts one `hvp` call."""
+        g_y at (x, y). Building that graph counts one `grad` call, each product one `hvp` call."""
+        self.calls["grad"] += 1
         x_, y_ = x.detach().requires_grad_(), y.detach().requires_grad_()
         with torch.enable_grad():
             gy = torch.autograd.grad(self.g(x_, y_), y_, create_graph=True)[0]
