@@ -1,0 +1,163 @@
+"""Fitting scaling laws the way the papers do, with the papers' alternatives as options.
+
+- `fit_chinchilla`: Hoffmann et al.'s approach 3: minimize sum Huber_delta(LSE(a - alpha log N,
+  b - beta log D, e) - log L) with L-BFGS from a grid of starts (A = e^a, B = e^b, E = e^e),
+  keep the lowest objective. `loss="mse"` and other deltas/grids are the alternatives the
+  (Mis)Fitting survey studies. Returns every start's result too, so the spread is visible.
+- `fit_power_law`: log y = a log x + log k by least squares (or Huber in log space).
+- `isoflop_minima`: approach 2: per compute budget, a parabola in log N through the points
+  around the lowest loss; its vertex is N*(C).
+- `bootstrap`: resample rows with replacement and refit; percentile intervals.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+
+class FitError(ValueError):
+    """The data cannot support the fit asked for (too few points, non-positive values)."""
+
+
+def huber(r, delta):
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
+def _need(n_points: int, n_params: int, what: str):
+    if n_points <= n_params:
+        raise FitError(f"{what}: {n_points} points for {n_params} parameters; need more points than parameters")
+
+
+def _positive(name, x):
+    x = np.asarray(x, dtype=float)
+    bad = np.flatnonzero(~(x > 0) | ~np.isfinite(x))
+    if bad.size:
+        raise FitError(f"{name} must be positive and finite; row {int(bad[0])} has {x[bad[0]]}")
+    return x
+
+
+@dataclass
+class ChinchillaFit:
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    objective: float
+    starts: list = field(default_factory=list)
+    """(objective, params) of every start, best first."""
+
+    @property
+    def a_exponent(self) -> float:
+        """N* ~ C^a with a = beta / (alpha + beta)."""
+        return self.beta / (self.alpha + self.beta)
+
+    def params(self) -> dict:
+        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
+
+    def x(self):
+        """The fit in the optimizer's coordinates (a, b, e, alpha, beta), to warm-start refits."""
+        return np.log([self.A, self.B, self.E]).tolist() + [self.alpha, self.beta]
+
+
+DEFAULT_GRID = {"a": np.arange(0, 30, 5.0), "b": np.arange(0, 30, 5.0), "e": np.arange(-1, 1.5, 0.5),
+                "alpha": np.arange(0, 2.5, 0.5), "beta": np.arange(0, 2.5, 0.5)}
+"""Hoffmann et al.'s initialisation grid (their Sec. D.2)."""
+
+
+def fit_chinchilla(N, D, L, loss: str = "huber", delta: float = 1e-3, grid: dict | None = None,
+                   keep_starts: bool = False, top_k: int | None = None, x0=None) -> ChinchillaFit:
+    """top_k: run L-BFGS only from the k grid points with the lowest initial objective (the
+    full Hoffmann grid is 4,500 starts, ~40 s on 245 points). x0: one start (a, b, e, alpha,
+    beta), e.g. the full-data fit when bootstrapping."""
+    N, D, L = _positive("N", N), _positive("D", D), _positive("loss", L)
+    _need(len(L), 5, "chinchilla fit")
+    if loss not in ("huber", "mse"):
+        raise ValueError(f"loss '{loss}' unknown; valid: huber, mse")
+    lN, lD, lL = np.log(N), np.log(D), np.log(L)
+    g = DEFAULT_GRID if grid is None else grid
+
+    def obj(p):
+        a, b, e, al, be = p
+        terms = np.stack([a - al * lN, b - be * lD, np.full_like(lN, e)])
+        r = logsumexp(terms, axis=0) - lL
+        if loss == "mse":
+            return 0.5 * np.sum(r * r), _grad(terms, r, lN, lD)
+        w = np.clip(r, -delta, delta)  # d huber / dr
+        return float(np.sum(huber(r, delta))), _grad(terms, w, lN, lD)
+
+    starts = [np.asarray(x0, dtype=float)] if x0 is not None else \
+        [np.array(p, dtype=float) for p in itertools.product(g["a"], g["b"], g["e"], g["alpha"], g["beta"])]
+    if top_k is not None and len(starts) > top_k:
+        starts = sorted(starts, key=lambda p: obj(p)[0])[:top_k]
+    results = []
+    for start in starts:
+        res = minimize(obj, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 2000})
+        results.append((float(res.fun), res.x))
+    results.sort(key=lambda t: t[0])
+    f, (a, b, e, al, be) = results[0]
+    return ChinchillaFit(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(al),
+                         beta=float(be), objective=f, starts=results if keep_starts else [])
+
+
+def _grad(terms, w, lN, lD):
+    """Gradient of sum phi(LSE(terms) - log L) given w = phi'(r)."""
+    sm = np.exp(terms - logsumexp(terms, axis=0))  # softmax weights of the three terms
+    return np.array([np.sum(w * sm[0]), np.sum(w * sm[1]), np.sum(w * sm[2]),
+                     np.sum(w * sm[0] * -lN), np.sum(w * sm[1] * -lD)])
+
+
+def fit_power_law(x, y, loss: str = "ols", delta: float = 0.1):
+    """(a, k) with y ~ k x^a, fitted in log space."""
+    x, y = _positive("x", x), _positive("y", y)
+    _need(len(x), 2, "power-law fit")
+    lx, ly = np.log(x), np.log(y)
+    a, b = np.polyfit(lx, ly, 1)
+    if loss == "huber":
+        res = minimize(lambda p: np.sum(huber(ly - p[0] * lx - p[1], delta)), np.array([a, b]), method="L-BFGS-B")
+        a, b = res.x
+    elif loss != "ols":
+        raise ValueError(f"loss '{loss}' unknown; valid: ols, huber")
+    return float(a), float(np.exp(b))
+
+
+def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3):
+    """Approach 2. For each distinct budget C: sort its runs by N, take the lowest-loss run and
+    `window` neighbours on each side, fit L = q2 (log N)^2 + q1 log N + q0, return the vertex.
+    Budgets with fewer than `min_points` runs or a non-convex parabola are skipped (listed)."""
+    C, N, L = np.asarray(C, dtype=float), _positive("N", N), np.asarray(L, dtype=float)
+    out_c, out_n, out_l, skipped = [], [], [], []
+    for c in np.unique(C):
+        m = C == c
+        x, y = np.log(N[m]), L[m]
+        o = np.argsort(x)
+        x, y = x[o], y[o]
+        i = int(np.argmin(y))
+        lo, hi = max(0, i - window), min(len(y), i + window + 1)
+        if hi - lo < min_points:
+            skipped.append(float(c))
+            continue
+        q = np.polyfit(x[lo:hi], y[lo:hi], 2)
+        if q[0] <= 0:
+            skipped.append(float(c))
+            continue
+        xs = -q[1] / (2 * q[0])
+        out_c.append(float(c))
+        out_n.append(float(np.exp(xs)))
+        out_l.append(float(np.polyval(q, xs)))
+    return np.array(out_c), np.array(out_n), np.array(out_l), skipped
+
+
+def bootstrap(fit_fn, n_rows: int, n: int = 1000, seed: int = 0, q=(5, 95)):
+    """fit_fn(idx) -> dict of floats for a resample `idx` of range(n_rows). Returns
+    {key: (p_low, p_high)} and the array of all resample results per key."""
+    rng = np.random.default_rng(seed)
+    draws = [fit_fn(rng.integers(0, n_rows, n_rows)) for _ in range(n)]
+    keys = draws[0].keys()
+    vals = {k: np.array([d[k] for d in draws]) for k in keys}
+    return {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1]))) for k, v in vals.items()}, vals

@@ -1,0 +1,97 @@
+"""Scaling-law fits recover known parameters from synthetic data; bad data is rejected with
+the file and row named."""
+import numpy as np
+import pytest
+
+from common.errors import ConfigError
+from common.scaling import (FitError, bootstrap, chinchilla, chinchilla_frontier, fit_chinchilla, fit_power_law,
+                            flops_per_token, isoflop_minima, load_runs)
+
+pytestmark = pytest.mark.reference
+TRUE = dict(E=1.7, A=400.0, B=900.0, alpha=0.34, beta=0.30)
+
+
+def synthetic(seed=0, noise=0.005, n=150):
+    rng = np.random.default_rng(seed)
+    N = 10 ** rng.uniform(7, 10, n)
+    D = 10 ** rng.uniform(9, 12, n)
+    L = chinchilla(N, D, **TRUE) * np.exp(noise * rng.standard_normal(n))
+    return N, D, L
+
+
+def test_chinchilla_fit_recovers_known_parameters():
+    N, D, L = synthetic(noise=0.0)
+    f = fit_chinchilla(N, D, L, top_k=50)
+    for k, v in TRUE.items():
+        assert abs(f.params()[k] / v - 1) < 1e-3, (k, f.params()[k], v)
+    N, D, L = synthetic(noise=0.005)
+    f = fit_chinchilla(N, D, L, top_k=50)
+    assert abs(f.alpha - 0.34) < 0.02 and abs(f.beta - 0.30) < 0.02 and abs(f.E - 1.7) < 0.05
+    assert abs(f.a_exponent - 0.30 / 0.64) < 0.02
+
+
+def test_mse_and_huber_agree_without_outliers_and_differ_with_them():
+    N, D, L = synthetic(noise=0.002, seed=1)
+    h = fit_chinchilla(N, D, L, top_k=30)
+    m = fit_chinchilla(N, D, L, loss="mse", top_k=30)
+    assert abs(h.alpha - m.alpha) < 0.01
+    L2 = L.copy()
+    L2[:8] *= 1.5  # a few diverged runs
+    h2 = fit_chinchilla(N, D, L2, top_k=30)
+    m2 = fit_chinchilla(N, D, L2, loss="mse", top_k=30)
+    assert abs(h2.alpha - 0.34) < abs(m2.alpha - 0.34) + 1e-9  # Huber is the robust one
+
+
+def test_bootstrap_interval_covers_truth():
+    N, D, L = synthetic(noise=0.01, seed=2, n=120)
+    f = fit_chinchilla(N, D, L, top_k=30)
+    ci, draws = bootstrap(lambda i: {"a": fit_chinchilla(N[i], D[i], L[i], x0=f.x()).a_exponent}, len(N), n=100, seed=0)
+    lo, hi = ci["a"]
+    assert lo < 0.30 / 0.64 < hi and hi - lo > 1e-3 and len(draws["a"]) == 100
+
+
+def test_power_law_and_frontier():
+    C = np.logspace(18, 24, 20)
+    a, k = fit_power_law(C, 3e-3 * C ** 0.55)
+    assert abs(a - 0.55) < 1e-10 and abs(k / 3e-3 - 1) < 1e-8
+    Ns, Ds = chinchilla_frontier(C, TRUE["A"], TRUE["B"], TRUE["alpha"], TRUE["beta"])
+    assert np.allclose(6 * Ns * Ds, C)
+    # N* is the argmin along the IsoFLOP line: a brute-force scan agrees
+    c = 1e21
+    n = np.logspace(6, 12, 20001)
+    best = n[np.argmin(chinchilla(n, c / (6 * n), **TRUE))]
+    assert abs(np.log(best / chinchilla_frontier(c, **{k: TRUE[k] for k in ("A", "B", "alpha", "beta")})[0])) < 1e-3
+    assert abs(fit_power_law(C, Ns)[0] - TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])) < 1e-10
+
+
+def test_isoflop_minima_find_the_frontier():
+    """Approach 2 on exact Chinchilla losses along IsoFLOP lines recovers N*(C) and its exponent."""
+    C = np.logspace(18, 22, 9)
+    rows = [(c, n, float(chinchilla(n, c / (6 * n), **TRUE))) for c in C
+            for n in chinchilla_frontier(c, 400.0, 900.0, 0.34, 0.30)[0] * np.logspace(-0.6, 0.6, 9)]
+    c, n, lo = (np.array(x) for x in zip(*rows))
+    cs, ns, ls, skipped = isoflop_minima(c, n, lo, window=1)
+    assert not skipped and len(cs) == 9
+    assert abs(fit_power_law(cs, ns)[0] - 0.30 / 0.64) < 0.01
+
+
+def test_flop_counting_options():
+    base = flops_per_token(12, 768, 50257, 1024, head=False)
+    assert base == 3 * 12 * (8 * 768 ** 2 + 16 * 768 ** 2)  # 6 N per token, N = 12 * 12 d^2
+    assert flops_per_token(12, 768, 50257, 1024, head=True) - base == 3 * 2 * 768 * 50257
+    assert flops_per_token(12, 768, 50257, 1024, head=False, attention=True) > base
+
+
+def test_bad_data_is_rejected_with_file_and_row(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text("flops,n,loss\n1e18,1e6,3.0\n1e18,-5,3.1\n")
+    with pytest.raises(ConfigError, match=r"runs.csv: line 3: column .n. must be positive, got -5"):
+        load_runs(p, required=("flops", "n", "loss"), positive=("n", "loss"))
+    with pytest.raises(ConfigError, match=r"missing column\(s\) t"):
+        load_runs(p, required=("flops", "n", "t"))
+    with pytest.raises(ConfigError, match="needs at least 10"):
+        load_runs(p, required=("flops",), min_rows=10)
+    with pytest.raises(FitError, match="3 points for 5 parameters"):
+        fit_chinchilla([1e6, 2e6, 3e6], [1e9, 1e9, 1e9], [3.0, 2.9, 2.8])
+    with pytest.raises(FitError, match="row 1 has 0.0"):
+        fit_power_law([1.0, 0.0, 3.0], [1.0, 2.0, 3.0])
