@@ -9,6 +9,7 @@ Types (rows are the table's rows; `metric` one of its metrics; direction from th
 - within:         |mean(a) - value| <= tol
 - monotone:       mean over `rows` (in order) strictly increasing / decreasing (`direction`)
 - ratio:          mean(a) / mean(b) <= value (e.g. memory, time)
+- differs:        |mean(a) - mean(b)| > margin (a choice changes the result, either way)
 - gap_increases:  for `pairs` [[a1,b1],[a2,b2],...], the advantage of a_i over b_i at the last
                   pair exceeds the one at the first pair by more than `margin`
 - matches_reported (full scale): every reported number of this table within its tolerance
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from common.config import ClaimSpec, TableSpec
 
-CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "gap_increases", "matches_reported")
+CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "differs", "gap_increases", "matches_reported")
 
 
 @dataclass
@@ -43,7 +44,7 @@ def validate(spec: TableSpec) -> list[str]:
             errs.append(f"claim {c.id}: scale '{c.scale}' unknown")
         if c.type != "matches_reported" and c.metric not in spec.metrics:
             errs.append(f"claim {c.id}: metric '{c.metric}' is not one of the table's metrics")
-        names = [c.a, c.b] if c.type in ("better", "ratio") else [c.a] if c.type == "within" else \
+        names = [c.a, c.b] if c.type in ("better", "ratio", "differs") else [c.a] if c.type == "within" else \
             [c.a, *c.rows] if c.type == "vs_best" else \
             list(c.rows) if c.type == "monotone" else [r for p in c.pairs for r in p]
         for r in names:
@@ -99,6 +100,13 @@ def _one(c: ClaimSpec, spec: TableSpec, means: dict, reported: list) -> Verdict:
             return v("missing", "no reported number has a matching run")
         return v("fail" if fails else "pass", "; ".join(checks) + (f"; {missing} not run" if missing else ""))
     s = _sign(spec, c.metric)
+    if c.type == "differs":
+        a, b = _get(means, c.a, c.metric), _get(means, c.b, c.metric)
+        if a is None or b is None:
+            return v("missing", f"needs rows {c.a} and {c.b}")
+        d = abs(a - b)
+        return v("pass" if d > c.margin else "fail",
+                 f"{c.a} {_fmt(a)} vs {c.b} {_fmt(b)}: |difference| {_fmt(d)} (needs > {c.margin:g})", difference=d)
     if c.type in ("better", "ratio"):
         a, b = _get(means, c.a, c.metric), _get(means, c.b, c.metric)
         if a is None or b is None:

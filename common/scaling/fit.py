@@ -71,25 +71,40 @@ DEFAULT_GRID = {"a": np.arange(0, 30, 5.0), "b": np.arange(0, 30, 5.0), "e": np.
 
 
 def fit_chinchilla(N, D, L, loss: str = "huber", delta: float = 1e-3, grid: dict | None = None,
-                   keep_starts: bool = False, top_k: int | None = None, x0=None) -> ChinchillaFit:
+                   keep_starts: bool = False, top_k: int | None = None, x0=None, space: str = "log") -> ChinchillaFit:
     """top_k: run L-BFGS only from the k grid points with the lowest initial objective (the
     full Hoffmann grid is 4,500 starts, ~40 s on 245 points). x0: one start (a, b, e, alpha,
-    beta), e.g. the full-data fit when bootstrapping."""
+    beta), e.g. the full-data fit when bootstrapping. space: residuals of log L ('log', Hoffmann)
+    or of L itself ('linear', an alternative the survey lists)."""
     N, D, L = _positive("N", N), _positive("D", D), _positive("loss", L)
     _need(len(L), 5, "chinchilla fit")
     if loss not in ("huber", "mse"):
         raise ValueError(f"loss '{loss}' unknown; valid: huber, mse")
+    if space not in ("log", "linear"):
+        raise ValueError(f"space '{space}' unknown; valid: log, linear")
     lN, lD, lL = np.log(N), np.log(D), np.log(L)
     g = DEFAULT_GRID if grid is None else grid
 
     def obj(p):
+        with np.errstate(over="ignore", invalid="ignore"):
+            f, g = _obj(p)
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return 1e300, np.zeros(5)
+        return f, g
+
+    def _obj(p):
         a, b, e, al, be = p
         terms = np.stack([a - al * lN, b - be * lD, np.full_like(lN, e)])
-        r = logsumexp(terms, axis=0) - lL
+        lse = logsumexp(terms, axis=0)
+        if space == "log":
+            r, dr = lse - lL, 1.0
+        else:  # r = prediction - L; dr/d(lse) = prediction
+            r = np.exp(lse) - L
+            dr = np.exp(lse)
         if loss == "mse":
-            return 0.5 * np.sum(r * r), _grad(terms, r, lN, lD)
+            return 0.5 * np.sum(r * r), _grad(terms, r * dr, lN, lD)
         w = np.clip(r, -delta, delta)  # d huber / dr
-        return float(np.sum(huber(r, delta))), _grad(terms, w, lN, lD)
+        return float(np.sum(huber(r, delta))), _grad(terms, w * dr, lN, lD)
 
     starts = [np.asarray(x0, dtype=float)] if x0 is not None else \
         [np.array(p, dtype=float) for p in itertools.product(g["a"], g["b"], g["e"], g["alpha"], g["beta"])]
@@ -97,16 +112,28 @@ def fit_chinchilla(N, D, L, loss: str = "huber", delta: float = 1e-3, grid: dict
         starts = sorted(starts, key=lambda p: obj(p)[0])[:top_k]
     results = []
     for start in starts:
+        if obj(start)[0] >= 1e300:
+            continue
         res = minimize(obj, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 2000})
         results.append((float(res.fun), res.x))
+    if not results:
+        raise FitError("chinchilla fit: every start overflows; give starts closer to the data's scale")
     results.sort(key=lambda t: t[0])
     f, (a, b, e, al, be) = results[0]
     return ChinchillaFit(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(al),
                          beta=float(be), objective=f, starts=results if keep_starts else [])
 
 
+def chinchilla_objective(N, D, L, E, A, B, alpha, beta, loss: str = "huber", delta: float = 1e-3,
+                         space: str = "log") -> float:
+    """The fitting objective at given parameters (to compare published fits with ours)."""
+    pred = E + A / np.asarray(N, float) ** alpha + B / np.asarray(D, float) ** beta
+    r = np.log(pred) - np.log(L) if space == "log" else pred - np.asarray(L, float)
+    return float(np.sum(huber(r, delta))) if loss == "huber" else float(0.5 * np.sum(r * r))
+
+
 def _grad(terms, w, lN, lD):
-    """Gradient of sum phi(LSE(terms) - log L) given w = phi'(r)."""
+    """Gradient of sum phi(r) given w = phi'(r) dr/dLSE, where LSE = logsumexp(terms)."""
     sm = np.exp(terms - logsumexp(terms, axis=0))  # softmax weights of the three terms
     return np.array([np.sum(w * sm[0]), np.sum(w * sm[1]), np.sum(w * sm[2]),
                      np.sum(w * sm[0] * -lN), np.sum(w * sm[1] * -lD)])

@@ -95,3 +95,13 @@ def test_bad_data_is_rejected_with_file_and_row(tmp_path):
         fit_chinchilla([1e6, 2e6, 3e6], [1e9, 1e9, 1e9], [3.0, 2.9, 2.8])
     with pytest.raises(FitError, match="row 1 has 0.0"):
         fit_power_law([1.0, 0.0, 3.0], [1.0, 2.0, 3.0])
+
+
+def test_linear_space_fit_and_objective_consistency():
+    from common.scaling import chinchilla_objective
+    N, D, L = synthetic(noise=0.0, seed=3)
+    f = fit_chinchilla(N, D, L, space="linear", top_k=50)
+    assert abs(f.alpha - 0.34) < 1e-2 and abs(f.beta - 0.30) < 1e-2
+    g = fit_chinchilla(N, D, L * np.exp(0.01 * np.random.default_rng(0).standard_normal(len(L))), top_k=30)
+    assert abs(chinchilla_objective(N, D, L * 1.0, **TRUE)) < 1e-20  # exact data: zero objective
+    assert g.objective > 0

@@ -33,6 +33,9 @@ def _spec(claim, hib=True):
      {"a": 2.5, "b": 1, "c": 3}, True, "fail"),
     ({"type": "vs_best", "metric": "m", "a": "a", "rows": ["b", "c"]}, {"a": 2.5, "b": 1, "c": 3}, False, "fail"),
     ({"type": "vs_best", "metric": "m", "a": "a", "rows": ["b", "c"]}, {"a": 0.5, "b": 1, "c": 3}, False, "pass"),
+    ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 1, "b": 2}, False, "pass"),
+    ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 2, "b": 1}, True, "pass"),
+    ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 1.2, "b": 1}, True, "fail"),
 ])
 def test_claim_verdicts(claim, means, hib, verdict):
     spec = _spec(claim, hib)
