@@ -1,0 +1,83 @@
+"""surge_2024: one row = one optimizer at one sample budget; one run sweeps batch sizes x
+learning rates (each point a classify run at the same number of training samples), takes the
+lr with the lowest final training loss per batch size, and summarizes the curve."""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+from common.errors import ConfigError
+from common.tasks import classify
+from papers.surge_2024.method import surge_stats
+
+
+@dataclass
+class Config(classify.ClassifyConfig):
+    batches: list = field(default_factory=lambda: [8, 16, 32, 64, 128, 256, 512])
+    log2_lrs: list = field(default_factory=lambda: [-12, -10, -8, -6, -4, -2])
+    sample_epochs: float = 20.0
+    """Training samples = sample_epochs x the training-set size, for every batch size."""
+
+
+def preflight(cfg: Config) -> None:
+    classify.preflight(cfg)
+    if len(cfg.batches) < 3 or sorted(cfg.batches) != list(cfg.batches):
+        raise ConfigError("batches: give at least 3 increasing batch sizes")
+    if len(cfg.log2_lrs) < 2:
+        raise ConfigError("log2_lrs: give at least 2 learning rates")
+
+
+def run(cfg: Config, ctx) -> dict:
+    from common.data import load
+    n_train = len(load(cfg.dataset, seed=cfg.seed).x_train)
+    out, best = {}, []
+    ctx.progress(len(cfg.batches) * len(cfg.log2_lrs))
+    for b in cfg.batches:
+        losses = []
+        for e in cfg.log2_lrs:
+            c = copy.deepcopy(cfg)
+            c.epochs, c.train.batch_size = 0.0, b
+            c.train.steps = max(1, int(cfg.sample_epochs * n_train // b))
+            c.optim.lr = 2.0 ** e
+            r = classify.run(c, ctx)
+            loss = r["train_loss"] if math.isfinite(r["train_loss"]) else math.inf
+            losses.append(loss)
+        j = min(range(len(losses)), key=losses.__getitem__)
+        best.append(cfg.log2_lrs[j])
+        out[f"best_log2_lr_b{b}"] = float(cfg.log2_lrs[j])
+        out[f"best_train_loss_b{b}"] = float(losses[j])
+    out.update(surge_stats([math.log2(b) for b in cfg.batches], best))
+    return out
+
+
+def report_extra(doc: dict, png_path) -> list[str]:
+    """Figure: optimal log2 lr against log2 batch size, one line per row (mean over seeds)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    lines = ["## Optimal learning rate per batch size (log2, mean over seeds)", "", "| row | " , "|---|"]
+    batches = None
+    for row, a in doc["rows"].items():
+        per = a.get("per_seed", {})
+        keys = sorted((k for k in per if k.startswith("best_log2_lr_b")), key=lambda k: int(k.rsplit("b", 1)[1]))
+        if not keys:
+            continue
+        bs = [int(k.rsplit("b", 1)[1]) for k in keys]
+        ys = [sum(per[k]) / len(per[k]) for k in keys]
+        ax.plot([math.log2(b) for b in bs], ys, marker="o", label=row)
+        if batches is None:
+            batches = bs
+            lines[2] += " | ".join(f"B={b}" for b in bs) + " |"
+            lines[3] += "---|" * len(bs)
+        lines.append(f"| `{row}` | " + " | ".join(f"{y:.2f}" for y in ys) + " |")
+    ax.set_xlabel("log2 batch size")
+    ax.set_ylabel("log2 optimal learning rate")
+    ax.legend(fontsize=8)
+    ax.set_title("Optimal lr vs batch size at a fixed sample budget")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return lines + ["", f"![optimal lr vs batch]({Path(png_path).name})", ""]
