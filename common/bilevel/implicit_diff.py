@@ -56,7 +56,7 @@ def custom_root(optimality_fn, solve: str = "cg", check_tol: float | None = None
                         u, st = linsolve.solve(solve, At, w.reshape(F.shape), **solver_kw)
                     grads = torch.autograd.grad(F, th, -u, allow_unused=True)
                 info.update(lin_residual=st["residual"], lin_iters=st["iters"])
-                return (None, *[None if g is None else g for g in grads])
+                return (None, *grads)
 
         @functools.wraps(solver)
         def wrapped(y0, *theta):

@@ -10,6 +10,7 @@ from pathlib import Path
 from common import ROOT
 from common.io import atomic_write_json, atomic_write_text
 from common.report import claims as claims_mod
+from common.report.figure import figure
 from common.report.reported import for_table
 from common.track import read_jsonl
 
@@ -140,13 +141,13 @@ def markdown(doc: dict, spec) -> str:
 
 
 def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    png.parent.mkdir(parents=True, exist_ok=True)
     p = spec.plot
     metric = p.metric or next(iter(spec.metrics))
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    with figure(png) as (fig, ax):
+        _draw(ax, doc, spec, results, out, pid, table, scale, p, metric)
+
+
+def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
     if p.kind == "curve":
         for row in doc["rows"]:
             curves = []
@@ -184,11 +185,6 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
     ax.set_ylabel(p.ylabel or (spec.metrics[metric].label or metric if metric in spec.metrics else metric))
     ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds)",
                  fontsize=10)
-    fig.tight_layout()
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(png)
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

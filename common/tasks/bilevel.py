@@ -117,6 +117,7 @@ def _evaluate(prob, x, y) -> dict:
 
 def _train_only(prob, cfg):
     """Lower level only (x fixed at x0), up to the budget: the no-hyperparameter-learning baseline."""
+    prob.calls.clear()
     lr = cfg.hp.get("inner_lr", 0.1)
     x = prob.x0()
     y = inner_gd(prob, x, prob.y0(), cfg.budget, lr)
@@ -129,9 +130,9 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
     combos = list(itertools.product(*[cfg.grid[k] for k in keys])) or [()]
     best, best_obj, chosen, failed = None, math.inf, {}, []
     ctx.progress(len(combos))
+    prob = make_problem(cfg)  # stateless apart from its call counter, which every run resets
     for i, vals in enumerate(combos):
         hp = {**cfg.hp, **dict(zip(keys, vals))}
-        prob = make_problem(cfg)
         t0 = time.perf_counter()
         try:
             if cfg.algo == "none":
@@ -150,13 +151,13 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
         ctx.log(i + 1, upper_objective=obj if math.isfinite(obj) else 1e9, calls=float(r["calls"]),
                 **{f"hp_{k}": float(v) for k, v in zip(keys, vals)})
         if math.isfinite(obj) and obj < best_obj:
-            best, best_obj, chosen, best_prob = r, obj, dict(zip(keys, vals)), prob
+            best, best_obj, chosen = r, obj, dict(zip(keys, vals))
     if best is None:
         raise ConfigError(f"{cfg.algo}: every grid point diverged or failed; widen the grid. " + "; ".join(failed[:3]))
     out = {"upper_objective": best_obj, "calls": float(best["calls"]), "hvp_calls": float(best["hvp_calls"]),
            "outer_iters": float(best["outer_iters"]), "time_s": best["time_s"],
            "inner_residual": float(best["inner_residual"]), "inner_residual_max": float(best["inner_residual_max"]),
-           "failed_trials": float(len(failed)), **_evaluate(best_prob, best["x"], best["y"]), **{f"hp_{k}": float(v) for k, v in chosen.items()}}
+           "failed_trials": float(len(failed)), **_evaluate(prob, best["x"], best["y"]), **{f"hp_{k}": float(v) for k, v in chosen.items()}}
     for j, (calls, f, res) in enumerate(best["curve"]):  # x = the nominal call count, shared by seeds
         ctx.log((j + 1) * (cfg.budget // cfg.curve_points), curve_upper_objective=f, curve_inner_residual=res,
                 curve_calls=float(calls))

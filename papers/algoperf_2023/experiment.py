@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from common.config import BaseConfig
 from common.errors import ConfigError
 from common.optim import algoperf, resolve
+from common.report.figure import figure
 
 
 @dataclass
@@ -85,19 +86,13 @@ def report_extra(doc: dict, png_path) -> list[str]:
                  for w in wls]
         L.append(f"| {i} | `{s}` | {algoperf.score(rt[s]):.3f} | {algoperf.score(rs[s]):.3f} | " + " | ".join(cells) + " |")
     L.append("")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     taus = [1 + 3 * i / 300 for i in range(301)]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for s in ranking:
-        ax.step(taus, algoperf.profile(rt[s], taus), where="post", label=f"{s} ({algoperf.score(rt[s]):.2f})")
-    ax.set_xlabel("τ (time ratio to the fastest)")
-    ax.set_ylabel("fraction of workloads within τ")
-    ax.set_title("Performance profiles (time-to-target)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
+    with figure(png_path, figsize=(7, 4.5)) as (fig, ax):
+        for s in ranking:
+            ax.step(taus, algoperf.profile(rt[s], taus), where="post", label=f"{s} ({algoperf.score(rt[s]):.2f})")
+        ax.set_xlabel("τ (time ratio to the fastest)")
+        ax.set_ylabel("fraction of workloads within τ")
+        ax.set_title("Performance profiles (time-to-target)")
+        ax.legend(fontsize=7, ncol=2)
     L += [f"![performance profiles]({png_path.name})", ""]
     return L

@@ -11,6 +11,7 @@ import numpy as np
 
 from common.config import BaseConfig
 from common.errors import ConfigError
+from common.report.figure import figure
 from common.scaling import load_runs
 from papers.porian_2024.method import compute_optimal_exponent
 
@@ -55,24 +56,18 @@ def run(cfg: Config, ctx) -> dict:
 
 def report_extra(doc: dict, png_path) -> list[str]:
     """Figure: the refitted N*(C) ~ C^a line for every row (with the data's budget range)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     C = np.logspace(16, 19, 50)
-    for row, a in doc["rows"].items():
-        m = a["metrics"]
-        if "n_exponent" not in m or "n_coef" not in a.get("per_seed", {}):
-            continue
-        k = float(np.mean(a["per_seed"]["n_coef"]))
-        ax.plot(C, k * C ** m["n_exponent"]["mean"], label=f"{row}: a = {m['n_exponent']['mean']:.3f}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("compute C (FLOPs)")
-    ax.set_ylabel("compute-optimal N*(C)")
-    ax.legend(fontsize=7)
-    ax.set_title("Refitted compute-optimal model size, per condition")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
+    with figure(png_path, figsize=(7.5, 4.5)) as (fig, ax):
+        for row, a in doc["rows"].items():
+            m = a["metrics"]
+            if "n_exponent" not in m or "n_coef" not in a.get("per_seed", {}):
+                continue
+            k = float(np.mean(a["per_seed"]["n_coef"]))
+            ax.plot(C, k * C ** m["n_exponent"]["mean"], label=f"{row}: a = {m['n_exponent']['mean']:.3f}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("compute C (FLOPs)")
+        ax.set_ylabel("compute-optimal N*(C)")
+        ax.legend(fontsize=7)
+        ax.set_title("Refitted compute-optimal model size, per condition")
     return ["## Compute-optimal frontiers", "", f"![frontiers]({Path(png_path).name})", ""]

@@ -6,8 +6,10 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from common.errors import ConfigError
+from common.report.figure import figure
 from common.tasks import classify
 from papers.surge_2024.method import surge_stats
 
@@ -52,32 +54,24 @@ def run(cfg: Config, ctx) -> dict:
 
 
 def report_extra(doc: dict, png_path) -> list[str]:
-    """Figure: optimal log2 lr against log2 batch size, one line per row (mean over seeds)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from pathlib import Path
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    lines = ["## Optimal learning rate per batch size (log2, mean over seeds)", "", "| row | " , "|---|"]
-    batches = None
-    for row, a in doc["rows"].items():
-        per = a.get("per_seed", {})
-        keys = sorted((k for k in per if k.startswith("best_log2_lr_b")), key=lambda k: int(k.rsplit("b", 1)[1]))
-        if not keys:
-            continue
-        bs = [int(k.rsplit("b", 1)[1]) for k in keys]
-        ys = [sum(per[k]) / len(per[k]) for k in keys]
-        ax.plot([math.log2(b) for b in bs], ys, marker="o", label=row)
-        if batches is None:
-            batches = bs
-            lines[2] += " | ".join(f"B={b}" for b in bs) + " |"
-            lines[3] += "---|" * len(bs)
-        lines.append(f"| `{row}` | " + " | ".join(f"{y:.2f}" for y in ys) + " |")
-    ax.set_xlabel("log2 batch size")
-    ax.set_ylabel("log2 optimal learning rate")
-    ax.legend(fontsize=8)
-    ax.set_title("Optimal lr vs batch size at a fixed sample budget")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
+    """Figure and table: optimal log2 lr against log2 batch size, one line per row (mean over seeds)."""
+    header = None
+    lines = ["## Optimal learning rate per batch size (log2, mean over seeds)", ""]
+    with figure(png_path, figsize=(7.0, 4.2)) as (fig, ax):
+        for row, a in doc["rows"].items():
+            per = a.get("per_seed", {})
+            keys = sorted((k for k in per if k.startswith("best_log2_lr_b")), key=lambda k: int(k.rsplit("b", 1)[1]))
+            if not keys:
+                continue
+            bs = [int(k.rsplit("b", 1)[1]) for k in keys]
+            ys = [sum(per[k]) / len(per[k]) for k in keys]
+            ax.plot([math.log2(b) for b in bs], ys, marker="o", label=row)
+            if header is None:
+                header = bs
+                lines += ["| row | " + " | ".join(f"B={b}" for b in bs) + " |", "|---|" + "---|" * len(bs)]
+            lines.append(f"| `{row}` | " + " | ".join(f"{y:.2f}" for y in ys) + " |")
+        ax.set_xlabel("log2 batch size")
+        ax.set_ylabel("log2 optimal learning rate")
+        ax.legend(fontsize=8)
+        ax.set_title("Optimal lr vs batch size at a fixed sample budget")
     return lines + ["", f"![optimal lr vs batch]({Path(png_path).name})", ""]
