@@ -126,6 +126,15 @@ def cmd_run(a):
         raise UsageError("--jobs must be >= 1")
     spec = paper.load_table(table)
     overrides = parse_overrides(a.overrides)
+    for need in spec.needs:  # e.g. a fit table needs its sweep: run it first, keeping finished points
+        nspec = paper.load_table(paper.resolve_table(need))
+        njobs = plan(paper, need, nspec, a.scale, None, None, {}, Path(a.out), resume=True)
+        print(f"repro: {paper.pid}/{table} needs {need}: {len(njobs)} runs at {a.scale} scale "
+              f"(finished ones are kept) -> {a.out}/{paper.pid}/{need}/{a.scale}/", flush=True)
+        nres = run_jobs(njobs, a.jobs, a.launcher, Path(a.out))
+        bad = [r for r in nres if r.get("status") != "ok"]
+        if bad:
+            print(f"repro: {len(bad)} of {need}'s runs did not finish ok (the analysis uses the others)", flush=True)
     jobs = plan(paper, table, spec, a.scale, _seeds(a.seeds), _split(a.rows), overrides, Path(a.out), a.resume)
     print(f"repro: {paper.pid}/{table} at {a.scale} scale: {len(jobs)} runs "
           f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds) -> {a.out}/{paper.pid}/{table}/{a.scale}/",

@@ -149,6 +149,11 @@ class ScaleSpec:
     """Config values for every row at this scale."""
     row_set: dict = field(default_factory=dict)
     """Per-row config values at this scale: {row: {key: value}}."""
+    grid: Any = field(default_factory=dict)
+    """Sweep rows at this scale, one per point of a Cartesian product (a list of mappings: the union
+    of several products). Each axis is `{dotted.key: [values]}` (row name part `<last key><value>`)
+    or `{axis: {name: {key: value, ...}}}` (named presets, row name part `<name>`). The rows join
+    the table's rows and are this scale's rows; every point is a normal run (resumable with --resume)."""
 
 
 @dataclass
@@ -178,9 +183,52 @@ class TableSpec:
     scales: dict = field(default_factory=dict)
     plot: dict = field(default_factory=dict)
     notes: str = ""
+    needs: list = field(default_factory=list)
+    """Tables of the same paper that `repro run` runs first at the same scale (finished runs kept),
+    e.g. the sweep a fit table reads."""
     rows_from: str = ""
     """"optimizers": add one row per optimizer in the registry, {optimizer: <name>} (rows given
     explicitly are kept and override). New optimizers then join the table with no edit."""
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _set_dotted(d: dict, key: str, value) -> None:
+    *head, last = key.split(".")
+    for h in head:
+        d = d.setdefault(h, {})
+    d[last] = value
+
+
+def expand_grid(grid, where: str) -> dict:
+    """{row name: config values} for a `grid` (see ScaleSpec.grid)."""
+    import itertools
+    products = grid if isinstance(grid, list) else [grid]
+    rows = {}
+    for g in products:
+        if not isinstance(g, dict) or not g:
+            raise ConfigError(f"{where}: a grid is a non-empty mapping of axes (or a list of them)")
+        axes = []
+        for axis, vals in g.items():
+            if isinstance(vals, dict) and vals and all(isinstance(v, dict) for v in vals.values()):
+                axes.append([(str(name), dict(v)) for name, v in vals.items()])
+            elif isinstance(vals, list) and vals:
+                short = axis.split(".")[-1]
+                axes.append([(f"{short}{_fmt(v)}", {axis: v}) for v in vals])
+            else:
+                raise ConfigError(f"{where}: grid axis '{axis}' must be a non-empty list of values "
+                                  "or a mapping of named presets")
+        for combo in itertools.product(*axes):
+            values = {}
+            for _, kv in combo:
+                for k, v in kv.items():
+                    _set_dotted(values, k, v)
+            rows["_".join(n for n, _ in combo)] = values
+    return rows
 
 
 def parse_table(raw: Any, where: str) -> TableSpec:
@@ -194,6 +242,14 @@ def parse_table(raw: Any, where: str) -> TableSpec:
             raise ConfigError(f"{where}: rows_from '{spec.rows_from}' unknown; valid: optimizers")
         from common.optim import registry
         spec.rows = {**{name: {"optimizer": name} for name in registry()}, **(spec.rows or {})}
+    for s_name, v in (spec.scales or {}).items():
+        if isinstance(v, dict) and v.get("grid"):
+            grid_rows = expand_grid(v["grid"], f"{where} scales.{s_name}.grid")
+            for r, vals in grid_rows.items():
+                if r in spec.rows and spec.rows[r] != vals:
+                    raise ConfigError(f"{where}: grid row '{r}' conflicts with a row of the same name")
+            spec.rows = {**(spec.rows or {}), **grid_rows}
+            v["rows"] = list(dict.fromkeys(list(v.get("rows") or []) + list(grid_rows)))
     if not spec.rows:
         raise ConfigError(f"{where}: 'rows' is empty")
     for r, v in spec.rows.items():
@@ -228,6 +284,8 @@ def parse_table(raw: Any, where: str) -> TableSpec:
         cl.id = cl.id or f"claim{i + 1}"
         claims.append(cl)
     spec.claims = claims
+    if not isinstance(spec.needs, list):
+        raise ConfigError(f"{where}: 'needs' must be a list of table names")
     _check_keys(PlotSpec, spec.plot, f"{where} plot")
     spec.plot = PlotSpec(**spec.plot)
     return spec

@@ -53,6 +53,9 @@ class RunContext:
         self._signal = None
         self._bar = None
         self.last_step = 0
+        self.out_root = self.dir.parent
+        """The --out directory of this run's sweep (runs/); analyses read other tables' runs from it."""
+        self.scale = ""
 
     # -- metrics
     def log(self, step: int, **metrics) -> None:
@@ -175,6 +178,16 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
     return jobs
 
 
+def same_config(job: Job) -> bool:
+    """Whether the run directory holds a run of exactly this resolved config (what --resume needs
+    before it reuses a result or continues a checkpoint)."""
+    path = job.run_dir / "config.yaml"
+    try:
+        return yaml.safe_load(path.read_text()) == yaml.safe_load(yaml.safe_dump(to_dict(job.cfg), sort_keys=False))
+    except (OSError, yaml.YAMLError):
+        return False
+
+
 def execute(job: Job) -> dict:
     """Run one job in this process; always leaves a result.json (unless killed)."""
     from common.registry import get_paper
@@ -182,6 +195,8 @@ def execute(job: Job) -> dict:
     spec = paper.load_table(job.table)
     fn = paper.run_fn(spec)
     result_path = job.run_dir / "result.json"
+    if job.resume and not same_config(job):
+        job.resume = False  # the point's config changed since it ran (or it never ran): start over
     if job.resume and result_path.exists():
         import json
         prev = json.loads(result_path.read_text())
@@ -193,6 +208,7 @@ def execute(job: Job) -> dict:
         (job.run_dir / "checkpoint" / "last.pt").unlink()
     seed_everything(job.seed)
     ctx = RunContext(job.run_dir, job.cfg, resume=job.resume, name=job.name, show_progress=job.show_progress)
+    ctx.out_root, ctx.scale = job.run_dir.parents[4], job.scale
     old = {}
     in_main = _is_main_thread()
     if in_main:

@@ -5,7 +5,7 @@ uninterrupted run would: `--resume` reproduces the final metrics bit for bit on 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -23,6 +23,8 @@ class TrainConfig:
     batch_size: int = 64
     eval_every: int = 0
     """Evaluate every N steps (0: only at the end)."""
+    eval_at: list = field(default_factory=list)
+    """Also evaluate after these steps (e.g. log-spaced, for loss-vs-compute curves)."""
     log_every: int = 10
     """Write the training loss to metrics.jsonl every N steps (every step is still NaN-guarded)."""
 
@@ -76,6 +78,7 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
             st["extra"] = extra_state()
         return st
 
+    eval_at = set(int(x) for x in tc.eval_at)
     ctx.progress(tc.steps, initial=start)
     set_mode(opt, True)
     for step in range(start, tc.steps):
@@ -93,7 +96,7 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
             raise Diverged(s, "loss", lv)
         if s % tc.log_every == 0 or s == tc.steps:
             ctx.log(s, loss=lv, lr=opt.param_groups[0]["lr"])
-        if tc.eval_every and s % tc.eval_every == 0 and s != tc.steps:
+        if ((tc.eval_every and s % tc.eval_every == 0) or s in eval_at) and s != tc.steps:
             ctx.log(s, **evaluate())
         ctx.step_done(s, get_state)
     final = evaluate()

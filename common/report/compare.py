@@ -77,7 +77,11 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
     png = dest / f"{table}.png"
     _figure(doc, spec, results, out, paper.pid, table, scale, png)
     extra = getattr(paper.experiment, "report_extra", None)
-    lines = extra(doc, dest / f"{table}_profiles.png") if extra else []
+    lines = []
+    if extra:
+        import inspect
+        kw = {"runs": Path(out) / paper.pid / table / scale} if "runs" in inspect.signature(extra).parameters else {}
+        lines = extra(doc, dest / f"{table}_profiles.png", **kw)
     doc["extra"] = lines
     atomic_write_json(dest / f"{table}.json", doc)
     atomic_write_text(dest / f"{table}.md", markdown(doc, spec))

@@ -4,3 +4,4 @@ from common.scaling.fit import (ChinchillaFit, FitError, bootstrap, chinchilla_o
                                 fit_power_law, huber, isoflop_minima)
 from common.scaling.io import load_runs  # noqa: F401
 from common.scaling.laws import chinchilla, chinchilla_frontier, flops_per_token, kaplan_nd, power_law  # noqa: F401
+from common.scaling.sweep import interpolate_loss, isoflop_from_curves, isoflop_points, load_sweep  # noqa: F401

@@ -153,10 +153,15 @@ def fit_power_law(x, y, loss: str = "ols", delta: float = 0.1):
     return float(a), float(np.exp(b))
 
 
-def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3):
+def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3, edge: str = "skip"):
     """Approach 2. For each distinct budget C: sort its runs by N, take the lowest-loss run and
     `window` neighbours on each side, fit L = q2 (log N)^2 + q1 log N + q0, return the vertex.
-    Budgets with fewer than `min_points` runs or a non-convex parabola are skipped (listed)."""
+    Budgets with fewer than `min_points` runs or a non-convex parabola are skipped (listed).
+    When the lowest loss is at the smallest or largest model, `edge` = skip leaves the budget out
+    if that leaves fewer than `min_points` runs; `extend` takes 2 x window + 1 runs from that end
+    instead (the vertex is then an extrapolation beyond the models run)."""
+    if edge not in ("skip", "extend"):
+        raise ValueError(f"edge '{edge}' unknown; valid: skip, extend")
     C, N, L = np.asarray(C, dtype=float), _positive("N", N), np.asarray(L, dtype=float)
     out_c, out_n, out_l, skipped = [], [], [], []
     for c in np.unique(C):
@@ -166,6 +171,8 @@ def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3):
         x, y = x[o], y[o]
         i = int(np.argmin(y))
         lo, hi = max(0, i - window), min(len(y), i + window + 1)
+        if edge == "extend" and hi - lo < 2 * window + 1:
+            lo, hi = (0, min(len(y), 2 * window + 1)) if lo == 0 else (max(0, len(y) - 2 * window - 1), len(y))
         if hi - lo < min_points:
             skipped.append(float(c))
             continue

@@ -1,10 +1,18 @@
-"""porian_2024: one row = one experimental condition of the released IsoFLOP runs (dataset,
-hyperparameters, warmup, decay, how parameters/FLOPs are counted). A run refits the
-compute-optimal exponent from the raw runs with our code; the seed seeds the bootstrap.
-`report_extra` draws N*(C) and the fitted power law for every row."""
+"""porian_2024.
+
+Tables exponents_rw / exponents_owt2: one row = one experimental condition of the released
+IsoFLOP runs (dataset, hyperparameters, warmup, decay, how parameters/FLOPs are counted). A run
+refits the compute-optimal exponent from the raw runs with our code; the seed seeds the bootstrap.
+
+Table sweep: our own tiny-LM runs (common.tasks.charlm), one row per (model size, warmup, lr),
+each trained to a compute budget with the validation loss logged along the way.
+Table sweep_fit: one row = one condition (FLOP count, warmup, lr tuned or not) fitted on the
+sweep's curves: IsoFLOP points read off the curves, parabola minima, N*(C) ~ C^a.
+`report_extra` draws N*(C) and the fitted power law for every row, and for sweep_fit the
+loss-vs-compute curves with the IsoFLOP minima."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +20,8 @@ import numpy as np
 from common.config import BaseConfig
 from common.errors import ConfigError
 from common.report.figure import figure
-from common.scaling import load_runs
+from common.scaling import ChinchillaFit, fit_chinchilla, isoflop_points, load_runs, load_sweep
+from common.tasks import charlm
 from papers.porian_2024.method import compute_optimal_exponent
 
 DATA = Path(__file__).parent / "data" / "isoflop_runs.csv"
@@ -39,10 +48,82 @@ def _select(cfg: Config):
     return load_runs(cfg.data, required=COLUMNS, positive=("flops", "n", "loss"), min_rows=9, where=where)
 
 
-def preflight(cfg: Config) -> None:
+@dataclass
+class SweepConfig(charlm.CharLMConfig):
+    pass
+
+
+@dataclass
+class FitConfig(BaseConfig):
+    sweep_table: str = "sweep"
+    count: str = "standard"
+    """kaplan: N = non-embedding parameters | standard: N also counts the last layer (d x V)."""
+    warmup: str = "short"
+    """long: the sweep's fixed-token warmup runs | short: its N-scaled warmup runs."""
+    lr: float = 0.0
+    """Use the sweep's runs at this learning rate; 0: tuned, the best lr per model and budget."""
+    budgets: list = field(default_factory=lambda: [5e10, 1e11, 2e11, 5e11])
+    window: int = 2
+    edge: str = "skip"
+    """A budget whose lowest loss is at the smallest or largest model: skip | extend (extrapolate)."""
+    n_boot: int = 1000
+
+
+COUNTS = {"kaplan": "n_params", "standard": "n_params_head"}
+WARMUPS = {"long": "warmup_tokens", "short": "warmup_per_param"}
+
+
+def preflight(cfg) -> None:
+    if isinstance(cfg, SweepConfig):
+        return charlm.preflight(cfg)
+    if isinstance(cfg, FitConfig):
+        if cfg.count not in COUNTS or cfg.warmup not in WARMUPS:
+            raise ConfigError(f"count must be one of {', '.join(COUNTS)} and warmup one of {', '.join(WARMUPS)}")
+        if len(cfg.budgets) < 3 or min(cfg.budgets) <= 0:
+            raise ConfigError("budgets: give at least 3 positive compute budgets")
+        return
     if cfg.window < 1:
         raise ConfigError("window must be >= 1")
     _select(cfg)
+
+
+def run_sweep(cfg: SweepConfig, ctx) -> dict:
+    return charlm.run(cfg, ctx)
+
+
+def sweep_isoflop(df, cfg: FitConfig):
+    """(C, N, L) IsoFLOP points of one condition: per model and budget, the loss read off the
+    curve of the chosen lr, or (tuned) the lowest over the lrs. The model is identified by its
+    non-embedding size; N is counted as `cfg.count` says."""
+    df = df[df[WARMUPS[cfg.warmup]] > 0]
+    if cfg.lr:
+        df = df[np.isclose(df["optim.lr"], cfg.lr)]
+    pts = {}
+    for _, r in df.iterrows():
+        C, N, L = isoflop_points([r[COUNTS[cfg.count]]], [r["curve"]], cfg.budgets)
+        for c, n, l in zip(C, N, L):
+            key = (c, n)
+            pts[key] = min(pts.get(key, np.inf), l)
+    if not pts:
+        raise ConfigError(f"no sweep runs match count={cfg.count} warmup={cfg.warmup} lr={cfg.lr or 'tuned'}")
+    C, N = np.array([k[0] for k in pts]), np.array([k[1] for k in pts])
+    return C, N, np.array(list(pts.values()))
+
+
+def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
+    df = load_sweep(ctx.out_root, "porian_2024", cfg.sweep_table, ctx.scale, curves=True, min_points=3)
+    C, N, L = sweep_isoflop(df, cfg)
+    r = compute_optimal_exponent(C, N, L, cfg.window, cfg.n_boot, cfg.seed, cfg.edge)
+    cs, ns = r.pop("minima")
+    for i, (c, n, l) in enumerate(zip(C, N, L)):
+        ctx.log(i, point_flops=float(c), point_n=float(n), point_loss=float(l))
+    for j, (c, n) in enumerate(zip(cs, ns)):
+        ctx.log(len(C) + j, flops=float(c), n_star=float(n))
+    # Chinchilla's approach 3 on the same points (D = C / 6N): the exponent its fit implies
+    fit: ChinchillaFit = fit_chinchilla(N, C / (6 * N), L, top_k=100)
+    return {**{k: float(v) for k, v in r.items()}, "chin_alpha": fit.alpha, "chin_beta": fit.beta,
+            "chin_exponent": fit.beta / (fit.alpha + fit.beta), "points": float(len(C)),
+            "sweep_points": float(len(df)), "sweep_not_ok": float(df.attrs["not_ok"])}
 
 
 def run(cfg: Config, ctx) -> dict:

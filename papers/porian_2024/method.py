@@ -16,10 +16,11 @@ import numpy as np
 from common.scaling import bootstrap, fit_power_law, isoflop_minima
 
 
-def compute_optimal_exponent(flops, n, loss, window: int = 2, n_boot: int = 1000, seed: int = 0) -> dict:
+def compute_optimal_exponent(flops, n, loss, window: int = 2, n_boot: int = 1000, seed: int = 0,
+                             edge: str = "skip") -> dict:
     """Exponent a of N*(C) ~ C^a, its bootstrap 5-95% interval (resampling the budgets'
     optima), and the number of budgets used."""
-    cs, ns, _, skipped = isoflop_minima(flops, n, loss, window=window)
+    cs, ns, _, skipped = isoflop_minima(flops, n, loss, window=window, edge=edge)
     a, k = fit_power_law(cs, ns)
     ci, _ = bootstrap(lambda i: {"a": np.polyfit(np.log(cs[i]), np.log(ns[i]), 1)[0]
                                  if len(np.unique(cs[i])) > 1 else a}, len(cs), n=n_boot, seed=seed)
