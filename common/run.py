@@ -209,6 +209,8 @@ def execute(job: Job) -> dict:
     seed_everything(job.seed)
     ctx = RunContext(job.run_dir, job.cfg, resume=job.resume, name=job.name, show_progress=job.show_progress)
     ctx.out_root, ctx.scale = job.run_dir.parents[4], job.scale
+    if not job.resume:
+        ctx.tracker.truncate_after(None)  # a fresh run starts a fresh log, whether or not it trains
     old = {}
     in_main = _is_main_thread()
     if in_main:

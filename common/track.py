@@ -24,11 +24,11 @@ class Tracker:
         if kind == "wandb":
             self._wandb = _start_wandb(Path(run_dir), name, config or {})
 
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop records logged after the checkpoint's step."""
+    def truncate_after(self, step: int | None) -> None:
+        """On resume: drop records logged after the checkpoint's step (None: drop all, a fresh run)."""
         self._f.close()
         keep = []
-        if self.path.exists():
+        if self.path.exists() and step is not None:
             for line in self.path.read_text().splitlines():
                 try:
                     if json.loads(line).get("step", 0) <= step:

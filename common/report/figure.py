@@ -12,13 +12,14 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def figure(png_path, figsize=(7.5, 4.2), dpi: int = 110):
+def figure(png_path, figsize=(7.5, 4.2), dpi: int = 110, ncols: int = 1):
+    """Yields (fig, ax), or (fig, axes) with `ncols` > 1."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = plt.subplots(1, ncols, figsize=figsize)
     try:
         yield fig, ax
         fig.tight_layout()

@@ -153,10 +153,11 @@ def fit_power_law(x, y, loss: str = "ols", delta: float = 0.1):
     return float(a), float(np.exp(b))
 
 
-def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3, edge: str = "skip"):
+def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3, edge: str = "skip", inside: bool = False):
     """Approach 2. For each distinct budget C: sort its runs by N, take the lowest-loss run and
     `window` neighbours on each side, fit L = q2 (log N)^2 + q1 log N + q0, return the vertex.
-    Budgets with fewer than `min_points` runs or a non-convex parabola are skipped (listed).
+    Budgets with fewer than `min_points` runs or a non-convex parabola are skipped (listed), and
+    with `inside` so are those whose vertex lies outside the runs fitted (an extrapolation).
     When the lowest loss is at the smallest or largest model, `edge` = skip leaves the budget out
     if that leaves fewer than `min_points` runs; `extend` takes 2 x window + 1 runs from that end
     instead (the vertex is then an extrapolation beyond the models run)."""
@@ -181,6 +182,9 @@ def isoflop_minima(C, N, L, window: int = 2, min_points: int = 3, edge: str = "s
             skipped.append(float(c))
             continue
         xs = -q[1] / (2 * q[0])
+        if inside and not x[lo] <= xs <= x[hi - 1]:
+            skipped.append(float(c))  # the vertex is an extrapolation beyond the runs fitted
+            continue
         out_c.append(float(c))
         out_n.append(float(np.exp(xs)))
         out_l.append(float(np.polyval(q, xs)))

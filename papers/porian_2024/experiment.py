@@ -66,6 +66,8 @@ class FitConfig(BaseConfig):
     window: int = 2
     edge: str = "skip"
     """A budget whose lowest loss is at the smallest or largest model: skip | extend (extrapolate)."""
+    inside: bool = True
+    """Leave out budgets whose parabola vertex lies outside the runs it was fitted to."""
     n_boot: int = 1000
 
 
@@ -113,7 +115,7 @@ def sweep_isoflop(df, cfg: FitConfig):
 def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
     df = load_sweep(ctx.out_root, "porian_2024", cfg.sweep_table, ctx.scale, curves=True, min_points=3)
     C, N, L = sweep_isoflop(df, cfg)
-    r = compute_optimal_exponent(C, N, L, cfg.window, cfg.n_boot, cfg.seed, cfg.edge)
+    r = compute_optimal_exponent(C, N, L, cfg.window, cfg.n_boot, cfg.seed, cfg.edge, cfg.inside)
     cs, ns = r.pop("minima")
     for i, (c, n, l) in enumerate(zip(C, N, L)):
         ctx.log(i, point_flops=float(c), point_n=float(n), point_loss=float(l))
@@ -135,8 +137,57 @@ def run(cfg: Config, ctx) -> dict:
     return {k: float(v) for k, v in r.items()}
 
 
-def report_extra(doc: dict, png_path) -> list[str]:
-    """Figure: the refitted N*(C) ~ C^a line for every row (with the data's budget range)."""
+def _records(runs, row):
+    import json
+    path = Path(runs) / row / "seed0" / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def sweep_figure(doc: dict, png_path, runs) -> list[str]:
+    """Left: IsoFLOP curves (loss vs N per budget) of each row's points, vertices marked.
+    Right: N*(C) per row with its fitted power law."""
+    rows = [r for r in doc["rows"] if any("n_star" in x for x in _records(runs, r))]
+    with figure(png_path, figsize=(11.0, 4.3), ncols=2) as (fig, axes):
+        ax, bx = axes
+        recs = _records(runs, "tuned" if "tuned" in rows else rows[-1])
+        pts = [(r["point_flops"], r["point_n"], r["point_loss"]) for r in recs if "point_flops" in r]
+        for c in sorted({p[0] for p in pts}):
+            xs = sorted((p[1], p[2]) for p in pts if p[0] == c)
+            ax.plot([x[0] for x in xs], [x[1] for x in xs], marker="o", ms=3, label=f"C = {c:.0e}")
+        for r in recs:
+            if "n_star" in r:
+                ax.axvline(r["n_star"], color="grey", lw=0.5, ls=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
+        ax.set_xlabel("parameters N (with the last layer)")
+        ax.set_ylabel("validation loss at D = C / 6N")
+        ax.set_title(f"IsoFLOP curves, row '{'tuned' if 'tuned' in rows else rows[-1]}' (dotted: N*)")
+        ax.legend(fontsize=7)
+        for row in rows:
+            mins = [(r["flops"], r["n_star"]) for r in _records(runs, row) if "n_star" in r]
+            m = doc["rows"][row]["metrics"]
+            line = bx.plot([c for c, _ in mins], [n for _, n in mins], marker="o", ls="none")[0]
+            if "n_exponent" in m and "n_coef" in doc["rows"][row].get("per_seed", {}):
+                k = float(np.mean(doc["rows"][row]["per_seed"]["n_coef"]))
+                C = np.geomspace(min(c for c, _ in mins), max(c for c, _ in mins), 20)
+                bx.plot(C, k * C ** m["n_exponent"]["mean"], color=line.get_color(),
+                        label=f"{row}: a = {m['n_exponent']['mean']:.2f}")
+        bx.set_xscale("log")
+        bx.set_yscale("log")
+        bx.set_xlabel("compute C (FLOPs, as the row counts them)")
+        bx.set_ylabel("compute-optimal N*(C)")
+        bx.legend(fontsize=7)
+        bx.set_title("Compute-optimal model size per condition")
+    return ["## IsoFLOP curves and frontiers on our sweep", "", f"![isoflop]({Path(png_path).name})", ""]
+
+
+def report_extra(doc: dict, png_path, runs=None) -> list[str]:
+    """exponents_*: the refitted N*(C) ~ C^a line for every row (the data's budget range);
+    sweep_fit: IsoFLOP curves and frontiers (sweep_figure); sweep: nothing extra."""
+    if doc["table"] == "sweep":
+        return []
+    if doc["table"] == "sweep_fit":
+        return sweep_figure(doc, png_path, runs) if runs is not None else []
     C = np.logspace(16, 19, 50)
     with figure(png_path, figsize=(7.5, 4.5)) as (fig, ax):
         for row, a in doc["rows"].items():

@@ -17,10 +17,14 @@ from common.scaling import bootstrap, fit_power_law, isoflop_minima
 
 
 def compute_optimal_exponent(flops, n, loss, window: int = 2, n_boot: int = 1000, seed: int = 0,
-                             edge: str = "skip") -> dict:
+                             edge: str = "skip", inside: bool = False) -> dict:
     """Exponent a of N*(C) ~ C^a, its bootstrap 5-95% interval (resampling the budgets'
     optima), and the number of budgets used."""
-    cs, ns, _, skipped = isoflop_minima(flops, n, loss, window=window, edge=edge)
+    cs, ns, _, skipped = isoflop_minima(flops, n, loss, window=window, edge=edge, inside=inside)
+    if len(cs) < 3:
+        from common.scaling import FitError
+        raise FitError(f"only {len(cs)} budget(s) have an IsoFLOP minimum inside the models run (no minimum for "
+                       f"{', '.join(f'{c:.0e}' for c in skipped)}): the optimum lies outside the model range")
     a, k = fit_power_law(cs, ns)
     ci, _ = bootstrap(lambda i: {"a": np.polyfit(np.log(cs[i]), np.log(ns[i]), 1)[0]
                                  if len(np.unique(cs[i])) > 1 else a}, len(cs), n=n_boot, seed=seed)

@@ -108,3 +108,37 @@ def test_linear_space_fit_and_objective_consistency():
     for space in ("log", "linear"):
         g = fit_chinchilla(N, D, Ln, top_k=30, space=space)
         assert abs(g.objective - chinchilla_objective(N, D, Ln, **g.params(), space=space)) < 1e-9 * max(g.objective, 1e-12)
+
+
+def test_isoflop_from_curves_recovers_the_chinchilla_frontier_exponent():
+    """Loss curves L(N, D) of a known Chinchilla law, sampled at log-spaced token counts as a
+    sweep logs them: IsoFLOP minima read off the curves follow N* ~ C^(beta/(alpha+beta))."""
+    from common.scaling import isoflop_from_curves
+    Ns = np.geomspace(1e7, 1e10, 16)
+    curves = [[(float(d), float(chinchilla(n, d, **TRUE))) for d in np.geomspace(1e8, 3e13, 60)] for n in Ns]
+    budgets = np.geomspace(1e19, 1e22, 5)
+    cs, ns, _, skipped = isoflop_from_curves(Ns, curves, budgets, window=3)
+    assert not skipped and len(cs) == 5
+    a, _ = fit_power_law(cs, ns)
+    assert abs(a - TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])) < 0.02, a
+    # and each minimum is where the closed-form frontier puts it (within the grid's resolution)
+    n_star, _ = chinchilla_frontier(cs, TRUE["A"], TRUE["B"], TRUE["alpha"], TRUE["beta"])
+    assert np.all(np.abs(np.log(ns / n_star)) < 0.15)
+
+
+def test_interpolated_loss_is_exact_at_evaluations_and_nan_outside():
+    from common.scaling import interpolate_loss
+    curve = [(100.0, 3.0), (1000.0, 2.0), (10000.0, 1.5)]
+    assert interpolate_loss(curve, 1000.0) == 2.0
+    assert abs(interpolate_loss(curve, 10 ** 2.5) - 2.5) < 1e-12  # linear in log tokens
+    assert np.isnan(interpolate_loss(curve, 50.0)) and np.isnan(interpolate_loss(curve, 2e4))
+
+
+def test_isoflop_edge_minimum_is_skipped_or_extrapolated_by_choice():
+    logn = np.linspace(0, 4, 5)
+    L = (logn + 1.0) ** 2  # minimum below the smallest model
+    C = np.ones(5)
+    assert isoflop_minima(C, np.exp(logn), L, window=1)[3] == [1.0]
+    cs, ns, _, skipped = isoflop_minima(C, np.exp(logn), L, window=1, edge="extend")
+    assert not skipped and abs(np.log(ns[0]) + 1.0) < 1e-9
+    assert isoflop_minima(C, np.exp(logn), L, window=1, edge="extend", inside=True)[3] == [1.0]
