@@ -59,8 +59,14 @@ def check_paper(paper: Paper) -> list[str]:
                 except ConfigError as e:
                     errs.append(str(e))
         errs += [f"{t}: {e}" for e in claims_mod.validate(spec)]
-        if not any(c.scale == "mini" for c in spec.claims):
-            errs.append(f"{t}: no claim at mini scale (the paper's qualitative claim on the small task)")
+    for t, spec in specs.items():
+        needed_by = [u for u, us in specs.items() if t in us.needs]
+        if not any(c.scale == "mini" for c in spec.claims) and not needed_by:
+            errs.append(f"{t}: no claim at mini scale (the paper's qualitative claim on the small task; "
+                        "a sweep that another table `needs` is exempt: the claims are on the fit)")
+        for n in spec.needs:
+            if n not in paper.tables:
+                errs.append(f"{t}: needs '{n}', which is not a table of {paper.pid}")
     for r in reported:
         if r.table not in specs:
             if r.table not in paper.tables:

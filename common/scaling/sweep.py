@@ -30,7 +30,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def load_sweep(out_root, pid: str, table: str, scale: str, curves: bool = False, min_points: int = 1):
     """One row per finished (row, seed): the run's resolved config (flattened: `optim.lr`, ...),
-    its final metrics, `row`, `seed`; with `curves`, also `curve`: the metrics.jsonl records that
+    its final metrics (`<name>_measured` where a metric shares a config key's name, e.g. the
+    nominal `tokens` budget and the tokens actually trained), `row`, `seed`; with `curves`, also `curve`: the metrics.jsonl records that
     carry `val_loss` and `tokens`. Raises DataMissing naming the command when too few are done."""
     base = Path(out_root) / pid / table / scale
     records, not_ok = [], 0
@@ -39,8 +40,9 @@ def load_sweep(out_root, pid: str, table: str, scale: str, curves: bool = False,
         if r.get("status") != "ok":
             not_ok += 1
             continue
-        rec = {**_flatten(yaml.safe_load((res.parent / "config.yaml").read_text()) or {}),
-               **r["metrics"], "row": r["row"], "seed": r["seed"]}
+        cfg = _flatten(yaml.safe_load((res.parent / "config.yaml").read_text()) or {})
+        rec = {**cfg, **{(f"{k}_measured" if k in cfg else k): v for k, v in r["metrics"].items()},
+               "row": r["row"], "seed": r["seed"]}
         if curves:
             pts = []
             with open(res.parent / "metrics.jsonl") as f:

@@ -61,7 +61,8 @@ def run_sweep(cfg: SweepConfig, ctx) -> dict:
 
 
 def sweep_frame(out_root, scale: str, table: str = "sweep"):
-    """The sweep as the released grid's columns: N (non-embedding), D (tokens), lr, bs (sequences),
+    """The sweep as the released grid's columns: N (non-embedding), D (the nominal token budget:
+    runs of one budget train within one batch of it), lr, bs (sequences),
     `smooth loss` (the final validation loss; ours is not smoothed), and the context length."""
     df = load_sweep(out_root, "steplaw_2025", table, scale, min_points=8)
     out = df.rename(columns={"n_params": "N", "tokens": "D", "optim.lr": "lr", "train.batch_size": "bs",
