@@ -172,7 +172,8 @@ class PlotSpec:
 class TableSpec:
     title: str = ""
     experiment: str = "run"
-    """Function in papers/<pid>/experiment.py: run(cfg, ctx) -> dict[str, float]."""
+    """Function in papers/<pid>/experiment.py: run(cfg, ctx) -> dict[str, float]; or a shared task
+    used as it is, `common.tasks.<task>:<function>` (with `config` named the same way)."""
     config: str = "Config"
     """Dataclass in papers/<pid>/experiment.py."""
     seeds: list = field(default_factory=lambda: [0, 1, 2])

@@ -83,17 +83,39 @@ class Paper:
     def experiment(self):
         return importlib.import_module(f"papers.{self.pid}.experiment")
 
+    def _resolve(self, name: str, what: str):
+        """`name` in papers/<pid>/experiment.py, or `common.tasks.<task>:<name>` for a shared task
+        used as it is (e.g. a sweep of plain charlm runs)."""
+        if ":" in name:
+            mod, attr = name.split(":", 1)
+            if not mod.startswith("common.tasks."):
+                raise ConfigError(f"{self.pid}: {what} '{name}': only common.tasks.<task>:<name> may be named")
+            import importlib
+            try:
+                obj = getattr(importlib.import_module(mod), attr, None)
+            except ImportError:
+                obj = None
+            if obj is None:
+                raise ConfigError(f"{self.pid}: {what} '{name}' does not exist")
+            return obj
+        obj = getattr(self.experiment, name, None)
+        if obj is None:
+            raise ConfigError(f"papers/{self.pid}/experiment.py has no {what} '{name}'")
+        return obj
+
     def config_class(self, spec: TableSpec):
-        cls = getattr(self.experiment, spec.config, None)
-        if cls is None:
-            raise ConfigError(f"papers/{self.pid}/experiment.py has no config class '{spec.config}'")
-        return cls
+        return self._resolve(spec.config, "config class")
 
     def run_fn(self, spec: TableSpec):
-        fn = getattr(self.experiment, spec.experiment, None)
-        if fn is None:
-            raise ConfigError(f"papers/{self.pid}/experiment.py has no function '{spec.experiment}'")
-        return fn
+        return self._resolve(spec.experiment, "function")
+
+    def preflight_fn(self, spec: TableSpec):
+        """The checks run before a table's runs: common.tasks.preflight for a shared task's config,
+        else the paper's `preflight` (if any)."""
+        if ":" in spec.config:
+            from common.tasks import preflight
+            return preflight
+        return getattr(self.experiment, "preflight", None)
 
 
 def _load_meta(path: Path) -> dict:

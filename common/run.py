@@ -53,8 +53,8 @@ class RunContext:
         self._signal = None
         self._bar = None
         self.last_step = 0
-        self.out_root = self.dir.parent
-        """The --out directory of this run's sweep (runs/); analyses read other tables' runs from it."""
+        self.out_root = None
+        """The --out directory (runs/), set by `execute`: analyses read other tables' runs from it."""
         self.scale = ""
 
     # -- metrics
@@ -171,7 +171,7 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
             cfg = build_config(cls, layers)
             jobs.append(Job(paper.pid, table, scale, row, int(seed), cfg,
                             Path(out) / paper.pid / table / scale / row / f"seed{seed}", resume))
-    preflight = getattr(paper.experiment, "preflight", None)
+    preflight = paper.preflight_fn(spec)
     if preflight is not None:
         for cfg in {id(j.cfg): j.cfg for j in jobs}.values():
             preflight(cfg)

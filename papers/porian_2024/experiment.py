@@ -21,7 +21,6 @@ from common.config import BaseConfig
 from common.errors import ConfigError
 from common.report.figure import figure
 from common.scaling import ChinchillaFit, fit_chinchilla, isoflop_points, load_runs, load_sweep
-from common.tasks import charlm
 from papers.porian_2024.method import compute_optimal_exponent
 
 DATA = Path(__file__).parent / "data" / "isoflop_runs.csv"
@@ -49,11 +48,6 @@ def _select(cfg: Config):
 
 
 @dataclass
-class SweepConfig(charlm.CharLMConfig):
-    pass
-
-
-@dataclass
 class FitConfig(BaseConfig):
     sweep_table: str = "sweep"
     count: str = "standard"
@@ -76,8 +70,6 @@ WARMUPS = {"long": "warmup_tokens", "short": "warmup_per_param"}
 
 
 def preflight(cfg) -> None:
-    if isinstance(cfg, SweepConfig):
-        return charlm.preflight(cfg)
     if isinstance(cfg, FitConfig):
         if cfg.count not in COUNTS or cfg.warmup not in WARMUPS:
             raise ConfigError(f"count must be one of {', '.join(COUNTS)} and warmup one of {', '.join(WARMUPS)}")
@@ -87,10 +79,6 @@ def preflight(cfg) -> None:
     if cfg.window < 1:
         raise ConfigError("window must be >= 1")
     _select(cfg)
-
-
-def run_sweep(cfg: SweepConfig, ctx) -> dict:
-    return charlm.run(cfg, ctx)
 
 
 def sweep_isoflop(df, cfg: FitConfig):
@@ -143,13 +131,35 @@ def _records(runs, row):
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
+def _frontier(ax, agg: dict, row: str, C, digits: int = 2, **kw) -> None:
+    """The fitted N*(C) = k C^a of one row (mean over seeds), if the row has one."""
+    m = agg["metrics"]
+    if "n_exponent" in m and "n_coef" in agg.get("per_seed", {}):
+        k, a = float(np.mean(agg["per_seed"]["n_coef"])), m["n_exponent"]["mean"]
+        ax.plot(C, k * C ** a, label=f"{row}: a = {a:.{digits}f}", **kw)
+
+
+def _frontier_axes(ax, xlabel: str, title: str) -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("compute-optimal N*(C)")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+
+
 def sweep_figure(doc: dict, png_path, runs) -> list[str]:
     """Left: IsoFLOP curves (loss vs N per budget) of each row's points, vertices marked.
     Right: N*(C) per row with its fitted power law."""
-    rows = [r for r in doc["rows"] if any("n_star" in x for x in _records(runs, r))]
+    from matplotlib.ticker import NullFormatter
+    logs = {r: _records(runs, r) for r in doc["rows"]}
+    rows = [r for r, recs in logs.items() if any("n_star" in x for x in recs)]
+    if not rows:
+        return ["No row produced a compute-optimal exponent: no IsoFLOP figure.", ""]
+    shown = "tuned" if "tuned" in rows else rows[-1]
     with figure(png_path, figsize=(11.0, 4.3), ncols=2) as (fig, axes):
         ax, bx = axes
-        recs = _records(runs, "tuned" if "tuned" in rows else rows[-1])
+        recs = logs[shown]
         pts = [(r["point_flops"], r["point_n"], r["point_loss"]) for r in recs if "point_flops" in r]
         for c in sorted({p[0] for p in pts}):
             xs = sorted((p[1], p[2]) for p in pts if p[0] == c)
@@ -158,26 +168,17 @@ def sweep_figure(doc: dict, png_path, runs) -> list[str]:
             if "n_star" in r:
                 ax.axvline(r["n_star"], color="grey", lw=0.5, ls=":")
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("parameters N (with the last layer)")
         ax.set_ylabel("validation loss at D = C / 6N")
-        ax.set_title(f"IsoFLOP curves, row '{'tuned' if 'tuned' in rows else rows[-1]}' (dotted: N*)")
+        ax.set_title(f"IsoFLOP curves, row '{shown}' (dotted: N*)")
         ax.legend(fontsize=7)
         for row in rows:
-            mins = [(r["flops"], r["n_star"]) for r in _records(runs, row) if "n_star" in r]
-            m = doc["rows"][row]["metrics"]
+            mins = [(r["flops"], r["n_star"]) for r in logs[row] if "n_star" in r]
             line = bx.plot([c for c, _ in mins], [n for _, n in mins], marker="o", ls="none")[0]
-            if "n_exponent" in m and "n_coef" in doc["rows"][row].get("per_seed", {}):
-                k = float(np.mean(doc["rows"][row]["per_seed"]["n_coef"]))
-                C = np.geomspace(min(c for c, _ in mins), max(c for c, _ in mins), 20)
-                bx.plot(C, k * C ** m["n_exponent"]["mean"], color=line.get_color(),
-                        label=f"{row}: a = {m['n_exponent']['mean']:.2f}")
-        bx.set_xscale("log")
-        bx.set_yscale("log")
-        bx.set_xlabel("compute C (FLOPs, as the row counts them)")
-        bx.set_ylabel("compute-optimal N*(C)")
-        bx.legend(fontsize=7)
-        bx.set_title("Compute-optimal model size per condition")
+            _frontier(bx, doc["rows"][row], row, np.geomspace(min(c for c, _ in mins), max(c for c, _ in mins), 20),
+                      color=line.get_color())
+        _frontier_axes(bx, "compute C (FLOPs, as the row counts them)", "Compute-optimal model size per condition")
     return ["## IsoFLOP curves and frontiers on our sweep", "", f"![isoflop]({Path(png_path).name})", ""]
 
 
@@ -191,15 +192,6 @@ def report_extra(doc: dict, png_path, runs=None) -> list[str]:
     C = np.logspace(16, 19, 50)
     with figure(png_path, figsize=(7.5, 4.5)) as (fig, ax):
         for row, a in doc["rows"].items():
-            m = a["metrics"]
-            if "n_exponent" not in m or "n_coef" not in a.get("per_seed", {}):
-                continue
-            k = float(np.mean(a["per_seed"]["n_coef"]))
-            ax.plot(C, k * C ** m["n_exponent"]["mean"], label=f"{row}: a = {m['n_exponent']['mean']:.3f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("compute C (FLOPs)")
-        ax.set_ylabel("compute-optimal N*(C)")
-        ax.legend(fontsize=7)
-        ax.set_title("Refitted compute-optimal model size, per condition")
+            _frontier(ax, a, row, C, digits=3)
+        _frontier_axes(ax, "compute C (FLOPs)", "Refitted compute-optimal model size, per condition")
     return ["## Compute-optimal frontiers", "", f"![frontiers]({Path(png_path).name})", ""]

@@ -15,7 +15,6 @@ import numpy as np
 from common.config import BaseConfig
 from common.errors import ConfigError
 from common.scaling import load_runs, load_sweep
-from common.tasks import charlm
 from papers.steplaw_2025.method import fit_lr_bs, heldout_gap, near_optimal
 
 DATA = Path(__file__).parent / "data" / "dense_lr_bs_loss.csv"
@@ -36,11 +35,6 @@ def _load(cfg: Config):
 
 
 @dataclass
-class SweepConfig(charlm.CharLMConfig):
-    pass
-
-
-@dataclass
 class FitConfig(BaseConfig):
     sweep_table: str = "sweep"
     threshold: float = 0.0025
@@ -48,16 +42,10 @@ class FitConfig(BaseConfig):
 
 
 def preflight(cfg) -> None:
-    if isinstance(cfg, SweepConfig):
-        return charlm.preflight(cfg)
     if cfg.threshold < 0:
         raise ConfigError("threshold must be >= 0")
     if isinstance(cfg, Config):
         _load(cfg)
-
-
-def run_sweep(cfg: SweepConfig, ctx) -> dict:
-    return charlm.run(cfg, ctx)
 
 
 def sweep_frame(out_root, scale: str, table: str = "sweep"):
