@@ -199,3 +199,20 @@ def bootstrap(fit_fn, n_rows: int, n: int = 1000, seed: int = 0, q=(5, 95)):
     keys = draws[0].keys()
     vals = {k: np.array([d[k] for d in draws]) for k in keys}
     return {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1]))) for k, v in vals.items()}, vals
+
+
+def compute_optimal_exponent(flops, n, loss, window: int = 2, n_boot: int = 1000, seed: int = 0,
+                             edge: str = "skip", inside: bool = False) -> dict:
+    """Chinchilla's approach 2 end to end: IsoFLOP minima (isoflop_minima), then the exponent a of
+    N*(C) = k C^a, its bootstrap 5-95% interval (resampling the budgets' optima), the number of
+    budgets used and skipped, and the minima themselves ("minima": (C, N*, L*)). Raises FitError
+    when fewer than 3 budgets have a minimum."""
+    cs, ns, ls, skipped = isoflop_minima(flops, n, loss, window=window, edge=edge, inside=inside)
+    if len(cs) < 3:
+        raise FitError(f"only {len(cs)} budget(s) have an IsoFLOP minimum inside the models run (no minimum for "
+                       f"{', '.join(f'{c:.0e}' for c in skipped)}): the optimum lies outside the model range")
+    a, k = fit_power_law(cs, ns)
+    ci, _ = bootstrap(lambda i: {"a": np.polyfit(np.log(cs[i]), np.log(ns[i]), 1)[0]
+                                 if len(np.unique(cs[i])) > 1 else a}, len(cs), n=n_boot, seed=seed)
+    return {"n_exponent": a, "n_coef": k, "n_exponent_p05": ci["a"][0], "n_exponent_p95": ci["a"][1],
+            "budgets": float(len(cs)), "budgets_skipped": float(len(skipped)), "minima": (cs, ns, ls)}

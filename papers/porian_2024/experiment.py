@@ -20,8 +20,7 @@ import numpy as np
 from common.config import BaseConfig
 from common.errors import ConfigError
 from common.report.figure import figure
-from common.scaling import ChinchillaFit, fit_chinchilla, isoflop_points, load_runs, load_sweep
-from papers.porian_2024.method import compute_optimal_exponent
+from common.scaling import ChinchillaFit, compute_optimal_exponent, fit_chinchilla, isoflop_points, load_runs, load_sweep
 
 DATA = Path(__file__).parent / "data" / "isoflop_runs.csv"
 COLUMNS = ("dataset", "hparams", "warmup", "decay", "param_count", "flops", "n", "t", "loss")
@@ -104,7 +103,7 @@ def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
     df = load_sweep(ctx.out_root, "porian_2024", cfg.sweep_table, ctx.scale, curves=True, min_points=3)
     C, N, L = sweep_isoflop(df, cfg)
     r = compute_optimal_exponent(C, N, L, cfg.window, cfg.n_boot, cfg.seed, cfg.edge, cfg.inside)
-    cs, ns = r.pop("minima")
+    cs, ns, _ = r.pop("minima")
     for i, (c, n, l) in enumerate(zip(C, N, L)):
         ctx.log(i, point_flops=float(c), point_n=float(n), point_loss=float(l))
     for j, (c, n) in enumerate(zip(cs, ns)):
@@ -119,7 +118,7 @@ def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
 def run(cfg: Config, ctx) -> dict:
     df = _select(cfg)
     r = compute_optimal_exponent(df.flops.values, df.n.values, df.loss.values, cfg.window, cfg.n_boot, cfg.seed)
-    cs, ns = r.pop("minima")
+    cs, ns, _ = r.pop("minima")
     for c, n in zip(cs, ns):
         ctx.log(int(round(np.log10(c) * 100)), flops=float(c), n_star=float(n))
     return {k: float(v) for k, v in r.items()}
