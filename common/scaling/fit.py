@@ -202,12 +202,12 @@ def bootstrap(fit_fn, n_rows: int, n: int = 1000, seed: int = 0, q=(5, 95)):
 
 
 def compute_optimal_exponent(flops, n, loss, window: int = 2, n_boot: int = 1000, seed: int = 0,
-                             edge: str = "skip", inside: bool = False) -> dict:
+                             edge: str = "skip", inside: bool = False, min_points: int = 3) -> dict:
     """Chinchilla's approach 2 end to end: IsoFLOP minima (isoflop_minima), then the exponent a of
     N*(C) = k C^a, its bootstrap 5-95% interval (resampling the budgets' optima), the number of
     budgets used and skipped, and the minima themselves ("minima": (C, N*, L*)). Raises FitError
     when fewer than 3 budgets have a minimum."""
-    cs, ns, ls, skipped = isoflop_minima(flops, n, loss, window=window, edge=edge, inside=inside)
+    cs, ns, ls, skipped = isoflop_minima(flops, n, loss, window=window, min_points=min_points, edge=edge, inside=inside)
     if len(cs) < 3:
         raise FitError(f"only {len(cs)} budget(s) have an IsoFLOP minimum inside the models run (no minimum for "
                        f"{', '.join(f'{c:.0e}' for c in skipped)}): the optimum lies outside the model range")
