@@ -206,7 +206,9 @@ def _set_dotted(d: dict, key: str, value) -> None:
 
 
 def expand_grid(grid, where: str) -> dict:
-    """{row name: config values} for a `grid` (see ScaleSpec.grid)."""
+    """{row name: config values} for a `grid` (see ScaleSpec.grid). Every row gets its own copy of
+    the presets' values, so a dotted axis (`optim.lr`) never writes into a dict another row shares."""
+    import copy
     import itertools
     products = grid if isinstance(grid, list) else [grid]
     rows = {}
@@ -227,7 +229,7 @@ def expand_grid(grid, where: str) -> dict:
             values = {}
             for _, kv in combo:
                 for k, v in kv.items():
-                    _set_dotted(values, k, v)
+                    _set_dotted(values, k, copy.deepcopy(v))
             rows["_".join(n for n, _ in combo)] = values
     return rows
 

@@ -21,6 +21,14 @@ def test_grid_rows_are_the_product_of_axes_with_named_presets():
     assert list(union) == ["a1", "a2", "a3"]
 
 
+def test_a_dotted_axis_never_writes_into_a_preset_other_rows_share():
+    """A preset that sets a nested mapping (optim: {name}) and a dotted axis into the same mapping
+    (optim.lr): each row keeps its own lr (a shared dict once gave every row the last lr)."""
+    rows = expand_grid({"opt": {"adam": {"optim": {"name": "adam"}}}, "optim.lr": [0.1, 0.01, 0.001]}, "t")
+    assert [r["optim"]["lr"] for r in rows.values()] == [0.1, 0.01, 0.001]
+    assert all(r["optim"]["name"] == "adam" for r in rows.values())
+
+
 def test_grid_at_a_scale_becomes_that_scales_rows():
     spec = parse_table({**BASE, "scales": {"smoke": {"grid": {"optim.lr": [1, 2]}}, "mini": {}, "full": {}}}, "t.yaml")
     assert spec.scales["smoke"].rows == ["lr1", "lr2"] and set(spec.rows) == {"lr1", "lr2"}
