@@ -1,0 +1,16 @@
+"""Environments with known answers, registered with gymnasium on import:
+
+- `optrepro/LQR-v0` (envs.lqr.LQREnv): exact cost and policy gradient of a linear Gaussian policy;
+- `optrepro/TabularMDP-v0` (envs.tabular.TabularMDPEnv): exact values and softmax policy gradient.
+
+    import envs, gymnasium as gym
+    env = gym.make("optrepro/LQR-v0")
+    env.unwrapped.exact_grad(K, sigma=0.5, gamma=0.9)
+"""
+import gymnasium as gym
+
+IDS = {"optrepro/LQR-v0": "envs.lqr:LQREnv", "optrepro/TabularMDP-v0": "envs.tabular:TabularMDPEnv"}
+
+for _id, _entry in IDS.items():
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=_entry)

@@ -1,0 +1,131 @@
+"""envs/ and common/rl: the known-answer environments pass gymnasium's checker; their exact
+gradients agree with finite differences; sampled policy gradients agree with the exact ones;
+GAE's two limits."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from common.errors import ConfigError
+from common.rl import make_env, require_action_space
+from common.rl.estimators import discounted_returns, gae, gpomdp_gradient
+
+pytestmark = pytest.mark.reference
+
+
+@pytest.mark.parametrize("env_id", ["optrepro/LQR-v0", "optrepro/TabularMDP-v0"])
+def test_envs_pass_gymnasiums_checker(env_id):
+    env = make_env(env_id, seed=0)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def _fd(f, x, eps=1e-6):
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = eps
+        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+def test_lqr_exact_gradient_is_the_derivative_of_the_exact_cost():
+    env = make_env("optrepro/LQR-v0").unwrapped
+    K = np.array([[0.3, 0.5]])
+    for sigma in (0.0, 0.5):
+        g = env.exact_grad(K, sigma=sigma, gamma=0.9)
+        np.testing.assert_allclose(g, _fd(lambda k: env.exact_cost(k, sigma=sigma, gamma=0.9), K), rtol=1e-6)
+    K_star = env.optimal_gain(gamma=0.9)
+    assert np.abs(env.exact_grad(K_star, sigma=0.3, gamma=0.9)).max() < 1e-8  # noise does not move K*
+    assert env.exact_cost(K_star, gamma=0.9) < env.exact_cost(K_star + 0.05, gamma=0.9)
+
+
+def test_lqr_cost_matches_rollouts():
+    """The closed-form J(K) is the mean discounted cost of episodes run through the env."""
+    env = make_env("optrepro/LQR-v0", seed=0, horizon=80).unwrapped
+    K, sigma, gamma = np.array([[0.2, 0.4]]), 0.3, 0.8
+    rng = np.random.default_rng(0)
+    costs = []
+    for ep in range(3000):
+        x, _ = env.reset(seed=ep)
+        c, done, t = 0.0, False, 0
+        while not done:
+            x, r, term, trunc, _ = env.step(-K @ x + sigma * rng.standard_normal(1))
+            c -= gamma ** t * r
+            t += 1
+            done = term or trunc
+        costs.append(c)
+    se = np.std(costs) / np.sqrt(len(costs))
+    assert abs(np.mean(costs) - env.exact_cost(K, sigma=sigma, gamma=gamma)) < 4 * se
+
+
+def test_lqr_sampled_policy_gradient_matches_exact():
+    """G(PO)MDP with a linear Gaussian policy, 3,000 episodes: within 4 standard errors of -∇J."""
+    env = make_env("optrepro/LQR-v0", seed=0, horizon=60).unwrapped
+    K, sigma, gamma = np.array([[0.2, 0.4]]), 0.5, 0.8
+    rng = np.random.default_rng(1)
+    per_ep = []
+    for ep in range(3000):
+        x, _ = env.reset(seed=10_000 + ep)
+        scores, rewards, done = [], [], False
+        while not done:
+            eps = rng.standard_normal(1)
+            scores.append((-np.outer(eps, x) / sigma).ravel())  # ∇_K log π(u|x), u = -Kx + σ ε
+            x, r, term, trunc, _ = env.step(-K @ x + sigma * eps)
+            rewards.append(r)
+            done = term or trunc
+        per_ep.append(gpomdp_gradient([scores], [rewards], gamma))
+    per_ep = np.array(per_ep)
+    est, se = per_ep.mean(0), per_ep.std(0) / np.sqrt(len(per_ep))
+    exact = -env.exact_grad(K, sigma=sigma, gamma=gamma).ravel()
+    assert np.all(np.abs(est - exact) < 4 * se), (est, exact, se)
+
+
+def test_tabular_exact_gradient_is_the_derivative_of_the_exact_return():
+    env = make_env("optrepro/TabularMDP-v0").unwrapped
+    theta = np.random.default_rng(0).normal(size=env.R.shape)
+    np.testing.assert_allclose(env.exact_grad(theta, 0.9), _fd(lambda t: env.exact_return(t, 0.9), theta), atol=1e-7)
+
+
+def test_tabular_sampled_gradient_matches_exact():
+    env = make_env("optrepro/TabularMDP-v0", seed=0, horizon=40).unwrapped
+    gamma, theta = 0.7, np.random.default_rng(1).normal(size=env.R.shape)
+    pi, rng, per_ep = env.softmax(theta), np.random.default_rng(2), []
+    for ep in range(3000):
+        s, _ = env.reset(seed=ep)
+        scores, rewards, done = [], [], False
+        while not done:
+            a = rng.choice(pi.shape[1], p=pi[s])
+            sc = np.zeros_like(theta)
+            sc[s] -= pi[s]
+            sc[s, a] += 1.0
+            scores.append(sc.ravel())
+            s, r, term, trunc, _ = env.step(a)
+            rewards.append(r)
+            done = term or trunc
+        per_ep.append(gpomdp_gradient([scores], [rewards], gamma))
+    per_ep = np.array(per_ep)
+    est, se = per_ep.mean(0), per_ep.std(0) / np.sqrt(len(per_ep)) + 1e-12
+    assert np.all(np.abs(est - env.exact_grad(theta, gamma).ravel()) < 4.5 * se)
+
+
+def test_gae_limits():
+    rng = np.random.default_rng(0)
+    r, v = rng.normal(size=7), rng.normal(size=7)
+    d = np.array([0, 0, 1, 0, 0, 0, 0], float)
+    last = 0.4
+    adv1 = gae(r, v, d, last, gamma=0.9, lam=1.0)
+    boot = np.r_[r[:-1], r[-1] + 0.9 * last]
+    np.testing.assert_allclose(adv1, discounted_returns(boot, 0.9, d) - v)
+    adv0 = gae(r, v, d, last, gamma=0.9, lam=0.0)
+    nxt = np.r_[v[1:], last]
+    np.testing.assert_allclose(adv0, r + 0.9 * (1 - d) * nxt - v)
+
+
+def test_unknown_env_and_wrong_action_space_are_config_errors():
+    with pytest.raises(ConfigError, match="not registered.*did you mean"):
+        make_env("optrepro/LQR-v1")
+    env = make_env("optrepro/TabularMDP-v0")
+    with pytest.raises(ConfigError, match="handles box"):
+        require_action_space(env, ("box",), "our TRPO")
+    assert require_action_space(make_env("CartPole-v1"), ("discrete", "box"), "x") == "discrete"
+    assert isinstance(gym.make("optrepro/LQR-v0").unwrapped.action_space, gym.spaces.Box)
