@@ -8,8 +8,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from common.config import BaseConfig
 from common.errors import ConfigError
 from common.report.figure import figure
+from common.scaling import load_sweep
 from common.tasks import classify
 from papers.surge_2024.method import surge_stats
 
@@ -22,7 +26,11 @@ class Config(classify.ClassifyConfig):
     """Training samples = sample_epochs x the training-set size, for every batch size."""
 
 
-def preflight(cfg: Config) -> None:
+def preflight(cfg) -> None:
+    if isinstance(cfg, LMConfig):
+        if cfg.tokens <= 0:
+            raise ConfigError(f"tokens must be positive, got {cfg.tokens}")
+        return
     classify.preflight(cfg)
     if len(cfg.batches) < 3 or sorted(cfg.batches) != list(cfg.batches):
         raise ConfigError("batches: give at least 3 increasing batch sizes")
@@ -53,8 +61,49 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
+@dataclass
+class LMConfig(BaseConfig):
+    sweep_table: str = "lm_sweep"
+    optimizer: str = "adam"
+    """Use the sweep's runs with this optim.name."""
+    tokens: int = 500000
+    """... and this token budget."""
+
+
+def run_lm(cfg: LMConfig, ctx) -> dict:
+    """The optimal lr per batch size read off the tiny-LM sweep (lowest final validation loss over
+    its lr grid; a diverged run counts as infinite loss), then the same statistics as `run`."""
+    df = load_sweep(ctx.out_root, "surge_2024", cfg.sweep_table, ctx.scale, min_points=1)
+    sel = df[(df["optim.name"] == cfg.optimizer) & (df["tokens"] == cfg.tokens)]
+    if sel.empty:
+        have = sorted({(str(a), int(b)) for a, b in zip(df["optim.name"], df["tokens"])})
+        raise ConfigError(f"the sweep has no runs with optimizer '{cfg.optimizer}' and tokens {cfg.tokens}; "
+                          f"it has (optimizer, tokens): {have}")
+    out, best, batches, at_edge = {}, [], [], 0
+    for b, g in sorted(sel.groupby("train.batch_size"), key=lambda x: x[0]):
+        loss = g["val_loss"].where(np.isfinite(g["val_loss"]), np.inf)
+        if g["optim.lr"].nunique() < 2:
+            continue
+        lr = float(g["optim.lr"].iloc[int(np.argmin(loss.values))])
+        lrs = sorted(g["optim.lr"].unique())
+        at_edge += lr in (lrs[0], lrs[-1])
+        batches.append(int(b))
+        best.append(math.log2(lr))
+        out[f"best_log2_lr_b{int(b)}"] = math.log2(lr)
+        out[f"best_val_loss_b{int(b)}"] = float(loss.min())
+    if len(batches) < 3:
+        raise ConfigError(f"need at least 3 batch sizes with 2 or more learning rates each, got {len(batches)}")
+    out.update(surge_stats([math.log2(b) for b in batches], best))
+    out["optimum_at_lr_edge"] = float(at_edge)
+    out["sweep_points"] = float(len(sel))
+    ctx.log(0, **out)
+    return out
+
+
 def report_extra(doc: dict, png_path) -> list[str]:
     """Figure and table: optimal log2 lr against log2 batch size, one line per row (mean over seeds)."""
+    if doc["table"] == "lm_sweep":
+        return []
     header = None
     lines = ["## Optimal learning rate per batch size (log2, mean over seeds)", ""]
     with figure(png_path, figsize=(7.0, 4.2)) as (fig, ax):
