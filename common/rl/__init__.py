@@ -1,5 +1,5 @@
 """Shared reinforcement-learning pieces: seeded environment construction with clear errors
-(`make_env`, `require_action_space`), evaluation over episodes (`evaluate`), and the
+(`make_env`, `require_action_space`), episodes (`rollout`, `evaluate`), and the
 policy-gradient estimators papers share (`common.rl.estimators`). Importing it registers the
 known-answer environments in envs/ (`optrepro/LQR-v0`, `optrepro/TabularMDP-v0`)."""
 from __future__ import annotations
@@ -39,16 +39,22 @@ def require_action_space(env, kinds: tuple[str, ...], algo: str) -> str:
     return kind
 
 
+def rollout(env, act, seed: int | None = None) -> tuple[list, list, list]:
+    """One episode: (observations s_0..s_{T-1}, actions, rewards) with a_t = act(s_t)."""
+    obs, _ = env.reset(seed=seed)
+    observations, actions, rewards, done = [], [], [], False
+    while not done:
+        a = act(obs)
+        observations.append(obs)
+        actions.append(a)
+        obs, r, term, trunc, _ = env.step(a)
+        rewards.append(float(r))
+        done = term or trunc
+    return observations, actions, rewards
+
+
 def evaluate(policy, env, episodes: int = 10, seed: int = 0) -> tuple[float, float]:
     """(mean, std) of the undiscounted episode return of `policy(obs) -> action` over `episodes`
     episodes, seeds seed, seed+1, ... (pass a deterministic or a sampling policy as needed)."""
-    rets = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        done, total = False, 0.0
-        while not done:
-            obs, r, term, trunc, _ = env.step(policy(obs))
-            total += float(r)
-            done = term or trunc
-        rets.append(total)
+    rets = [sum(rollout(env, policy, seed + k)[2]) for k in range(episodes)]
     return float(np.mean(rets)), float(np.std(rets))

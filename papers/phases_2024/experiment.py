@@ -12,7 +12,6 @@ bootstrap 5-95% interval on η over the budgets. Beside them: the phase and the 
 predicted for it (method.predicted_exponents)."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from common.config import BaseConfig
 from common.errors import ConfigError
 from common.report.figure import figure
 from common.scaling import FitError, compute_optimal_exponent, fit_power_law
+from common.track import read_jsonl
 from papers.phases_2024.method import expected_risk, phase, plrf, predicted_exponents, sgd_eigen, spectrum
 
 
@@ -111,7 +111,7 @@ def run(cfg: Config, ctx) -> dict:
     budgets = _budgets(cfg.f_min, cfg.f_max, cfg.f_per_decade)
     spectra = {}
     sgd_sizes = _sizes(cfg.sgd_d_min, cfg.sgd_d_max, cfg.sgd_d_per_octave) if cfg.sgd_seeds else []
-    bar = ctx.progress(len(set(sizes) | set(sgd_sizes)) + 1)
+    bar = ctx.progress(len(set(sizes) | set(sgd_sizes)))
     step, d_nest = 0, max(sizes + sgd_sizes)
     C, N, L = [], [], []
     for d in sorted(set(sizes) | set(sgd_sizes)):
@@ -168,17 +168,14 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def _records(runs, row):
-    path = Path(runs) / row / "seed0" / "metrics.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
 def report_extra(doc: dict, png_path, runs=None) -> list[str]:
     """Per row: loss against compute for every d (exact expected risk), the compute-optimal points
     and the fitted frontier P*(f); and d*(f) with the fitted and the predicted slopes."""
     if runs is None:
         return []
-    rows = [r for r in doc["rows"] if any(x.get("kind") == KIND["exact_min"] for x in _records(runs, r))]
+    from matplotlib import colormaps
+    logs = {r: read_jsonl(Path(runs) / r / "seed0" / "metrics.jsonl") for r in doc["rows"]}
+    rows = [r for r, recs in logs.items() if any(x.get("kind") == KIND["exact_min"] for x in recs)]
     if not rows:
         return []
     lines = ["## Compute-optimal frontiers (seed 0)", "",
@@ -187,13 +184,12 @@ def report_extra(doc: dict, png_path, runs=None) -> list[str]:
     with figure(png_path, figsize=(4.6 * len(rows), 4.4), ncols=len(rows)) as (fig, axes):
         axes = np.atleast_1d(axes)
         for ax, row in zip(axes, rows):
-            recs = _records(runs, row)
+            recs = logs[row]
             m = {k: float(np.mean(v)) for k, v in doc["rows"][row]["per_seed"].items()}
             ds = sorted({x["d"] for x in recs if x.get("kind") == KIND["exact"]})
-            cmap = __import__("matplotlib").colormaps["viridis"]
             for i, d in enumerate(ds):
                 pts = sorted((x["flops"], x["loss"]) for x in recs if x.get("kind") == KIND["exact"] and x["d"] == d)
-                ax.plot(*zip(*pts), color=cmap(i / max(1, len(ds) - 1)), lw=0.8)
+                ax.plot(*zip(*pts), color=colormaps["viridis"](i / max(1, len(ds) - 1)), lw=0.8)
             mins = sorted((x["flops"], x["loss"]) for x in recs if x.get("kind") == KIND["exact_min"])
             ax.plot(*zip(*mins), "ro", ms=3, label="compute-optimal (exact)")
             smins = sorted((x["flops"], x["loss"]) for x in recs if x.get("kind") == KIND["sgd_min"])

@@ -98,9 +98,10 @@ def expected_risk(sp: Spectrum, lr: float, batch: int, steps) -> np.ndarray:
     q = (lr ** 2 / batch) * sp.sigma2 * sp.lam
     s_inf = Q @ ((Q.T @ q) / nu)
     w, z = Q.T @ sp.lam, Q.T @ (sp.u ** 2 - s_inf)
-    mag = np.where(nu < 1, np.log1p(-np.minimum(nu, 1 - 1e-300)), np.log(np.abs(1 - nu)))
-    sign = np.where(nu > 1, -1.0, 1.0)
-    pw = np.exp(np.outer(steps, mag)) * np.where((sign < 0)[None, :] & (steps[:, None] % 2 == 1), -1.0, 1.0)
+    # (1 - ν)^r, accurately for tiny ν (log1p); 1 - ν < 0 when ν > 1, negative at odd r
+    mag = np.where(nu < 1, np.log1p(-np.where(nu < 1, nu, 0.0)), np.log(np.abs(1 - nu)))
+    odd_negative = (nu > 1)[None, :] & (steps[:, None] % 2 == 1)
+    pw = np.exp(np.outer(steps, mag)) * np.where(odd_negative, -1.0, 1.0)
     return 0.5 * (float(sp.lam @ s_inf) + pw @ (w * z) + sp.sigma2)
 
 

@@ -21,6 +21,7 @@ from common.config import BaseConfig
 from common.errors import ConfigError
 from common.report.figure import figure
 from common.scaling import ChinchillaFit, compute_optimal_exponent, fit_chinchilla, isoflop_points, load_runs, load_sweep
+from common.track import read_jsonl
 
 DATA = Path(__file__).parent / "data" / "isoflop_runs.csv"
 COLUMNS = ("dataset", "hparams", "warmup", "decay", "param_count", "flops", "n", "t", "loss")
@@ -124,12 +125,6 @@ def run(cfg: Config, ctx) -> dict:
     return {k: float(v) for k, v in r.items()}
 
 
-def _records(runs, row):
-    import json
-    path = Path(runs) / row / "seed0" / "metrics.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
 def _frontier(ax, agg: dict, row: str, C, digits: int = 2, **kw) -> None:
     """The fitted N*(C) = k C^a of one row (mean over seeds), if the row has one."""
     m = agg["metrics"]
@@ -151,7 +146,7 @@ def sweep_figure(doc: dict, png_path, runs) -> list[str]:
     """Left: IsoFLOP curves (loss vs N per budget) of each row's points, vertices marked.
     Right: N*(C) per row with its fitted power law."""
     from matplotlib.ticker import NullFormatter
-    logs = {r: _records(runs, r) for r in doc["rows"]}
+    logs = {r: read_jsonl(Path(runs) / r / "seed0" / "metrics.jsonl") for r in doc["rows"]}
     rows = [r for r, recs in logs.items() if any("n_star" in x for x in recs)]
     if not rows:
         return ["No row produced a compute-optimal exponent: no IsoFLOP figure.", ""]

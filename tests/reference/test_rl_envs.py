@@ -7,7 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from common.errors import ConfigError
-from common.rl import make_env, require_action_space
+from common.rl import evaluate, make_env, require_action_space, rollout
 from common.rl.estimators import discounted_returns, gae, gpomdp_gradient
 
 pytestmark = pytest.mark.reference
@@ -46,14 +46,8 @@ def test_lqr_cost_matches_rollouts():
     rng = np.random.default_rng(0)
     costs = []
     for ep in range(3000):
-        x, _ = env.reset(seed=ep)
-        c, done, t = 0.0, False, 0
-        while not done:
-            x, r, term, trunc, _ = env.step(-K @ x + sigma * rng.standard_normal(1))
-            c -= gamma ** t * r
-            t += 1
-            done = term or trunc
-        costs.append(c)
+        rewards = rollout(env, lambda x: -K @ x + sigma * rng.standard_normal(1), seed=ep)[2]
+        costs.append(-np.dot(gamma ** np.arange(len(rewards)), rewards))
     se = np.std(costs) / np.sqrt(len(costs))
     assert abs(np.mean(costs) - env.exact_cost(K, sigma=sigma, gamma=gamma)) < 4 * se
 
@@ -65,14 +59,9 @@ def test_lqr_sampled_policy_gradient_matches_exact():
     rng = np.random.default_rng(1)
     per_ep = []
     for ep in range(3000):
-        x, _ = env.reset(seed=10_000 + ep)
-        scores, rewards, done = [], [], False
-        while not done:
-            eps = rng.standard_normal(1)
-            scores.append((-np.outer(eps, x) / sigma).ravel())  # ∇_K log π(u|x), u = -Kx + σ ε
-            x, r, term, trunc, _ = env.step(-K @ x + sigma * eps)
-            rewards.append(r)
-            done = term or trunc
+        xs, us, rewards = rollout(env, lambda x: -K @ x + sigma * rng.standard_normal(1), seed=10_000 + ep)
+        eps = [(u + K @ x) / sigma for x, u in zip(xs, us)]
+        scores = [(-np.outer(e, x) / sigma).ravel() for e, x in zip(eps, xs)]  # ∇_K log π(u|x), u = -Kx + σ ε
         per_ep.append(gpomdp_gradient([scores], [rewards], gamma))
     per_ep = np.array(per_ep)
     est, se = per_ep.mean(0), per_ep.std(0) / np.sqrt(len(per_ep))
@@ -91,17 +80,13 @@ def test_tabular_sampled_gradient_matches_exact():
     gamma, theta = 0.7, np.random.default_rng(1).normal(size=env.R.shape)
     pi, rng, per_ep = env.softmax(theta), np.random.default_rng(2), []
     for ep in range(3000):
-        s, _ = env.reset(seed=ep)
-        scores, rewards, done = [], [], False
-        while not done:
-            a = rng.choice(pi.shape[1], p=pi[s])
+        states, actions, rewards = rollout(env, lambda s: rng.choice(pi.shape[1], p=pi[s]), seed=ep)
+        scores = []
+        for s, a in zip(states, actions):  # ∇_θ log π(a|s) of the softmax policy
             sc = np.zeros_like(theta)
             sc[s] -= pi[s]
             sc[s, a] += 1.0
             scores.append(sc.ravel())
-            s, r, term, trunc, _ = env.step(a)
-            rewards.append(r)
-            done = term or trunc
         per_ep.append(gpomdp_gradient([scores], [rewards], gamma))
     per_ep = np.array(per_ep)
     est, se = per_ep.mean(0), per_ep.std(0) / np.sqrt(len(per_ep)) + 1e-12
@@ -129,3 +114,10 @@ def test_unknown_env_and_wrong_action_space_are_config_errors():
         require_action_space(env, ("box",), "our TRPO")
     assert require_action_space(make_env("CartPole-v1"), ("discrete", "box"), "x") == "discrete"
     assert isinstance(gym.make("optrepro/LQR-v0").unwrapped.action_space, gym.spaces.Box)
+
+
+def test_evaluate_is_the_mean_episode_return():
+    env = make_env("optrepro/TabularMDP-v0", horizon=10).unwrapped
+    mean, std = evaluate(lambda s: 0, env, episodes=5, seed=3)
+    rets = [sum(env.R[s, 0] for s in rollout(env, lambda s: 0, seed=3 + k)[0]) for k in range(5)]
+    assert np.isclose(mean, np.mean(rets)) and np.isclose(std, np.std(rets))
