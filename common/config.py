@@ -124,7 +124,7 @@ class ClaimSpec:
 
     id: str = ""
     type: str = ""
-    """better | vs_best | within | monotone | ratio | differs | gap_increases | matches_reported"""
+    """better | vs_best | within | monotone | ratio | differs | close | gap_increases | matches_reported"""
     text: str = ""
     """The paper's claim in words."""
     scale: str = "mini"

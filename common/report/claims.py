@@ -10,6 +10,7 @@ Types (rows are the table's rows; `metric` one of its metrics; direction from th
 - monotone:       mean over `rows` (in order) strictly increasing / decreasing (`direction`)
 - ratio:          mean(a) / mean(b) <= value (e.g. memory, time)
 - differs:        |mean(a) - mean(b)| > margin (a choice changes the result, either way)
+- close:          |mean(a) - mean(b)| <= tol (two implementations or settings agree)
 - gap_increases:  for `pairs` [[a1,b1],[a2,b2],...], the advantage of a_i over b_i at the last
                   pair exceeds the one at the first pair by more than `margin`
 - matches_reported (full scale): every reported number of this table within its tolerance
@@ -20,7 +21,12 @@ from dataclasses import dataclass, field
 
 from common.config import ClaimSpec, TableSpec
 
-CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "differs", "gap_increases", "matches_reported")
+CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "differs", "close", "gap_increases",
+               "matches_reported")
+
+NOISE_SE = 2.0
+"""A difference below NOISE_SE standard errors is flagged 'within noise' in the claim's detail
+(the verdict itself follows the claim's rule; the flag says how much to trust it)."""
 
 
 @dataclass
@@ -44,7 +50,7 @@ def validate(spec: TableSpec) -> list[str]:
             errs.append(f"claim {c.id}: scale '{c.scale}' unknown")
         if c.type != "matches_reported" and c.metric not in spec.metrics:
             errs.append(f"claim {c.id}: metric '{c.metric}' is not one of the table's metrics")
-        names = [c.a, c.b] if c.type in ("better", "ratio", "differs") else [c.a] if c.type == "within" else \
+        names = [c.a, c.b] if c.type in ("better", "ratio", "differs", "close") else [c.a] if c.type == "within" else \
             [c.a, *c.rows] if c.type == "vs_best" else \
             list(c.rows) if c.type == "monotone" else [r for p in c.pairs for r in p]
         for r in names:
@@ -65,14 +71,29 @@ def _sign(spec: TableSpec, metric: str) -> float:
     return 1.0 if spec.metrics[metric].higher_is_better else -1.0
 
 
-def evaluate(spec: TableSpec, scale: str, means: dict, reported: list) -> list[Verdict]:
-    """`means`: {row: {metric: mean}} over seeds with status ok."""
+def evaluate(spec: TableSpec, scale: str, means: dict, reported: list, spread: dict | None = None) -> list[Verdict]:
+    """`means`: {row: {metric: mean}} over seeds with status ok; `spread`: {row: {metric: (std, n)}}, used
+    to state how many standard errors a two-row difference is."""
     out = []
     for c in spec.claims:
         if c.scale != scale:
             continue
-        out.append(_one(c, spec, means, reported))
+        v = _one(c, spec, means, reported)
+        se = _se(spread or {}, c) if c.type in ("better", "differs", "close") else None
+        if se and v.verdict != "missing":
+            d = abs(_get(means, c.a, c.metric) - _get(means, c.b, c.metric))
+            v.detail += f"; |difference| = {d / se:.1f} SE" + (" (within noise)" if d < NOISE_SE * se else "")
+            v.numbers["se"] = se
+        out.append(v)
     return out
+
+
+def _se(spread: dict, c) -> float | None:
+    """Standard error of mean(a) - mean(b) from the per-seed spreads (None below 2 seeds a side)."""
+    a, b = spread.get(c.a, {}).get(c.metric), spread.get(c.b, {}).get(c.metric)
+    if not a or not b or a[1] < 2 or b[1] < 2:
+        return None
+    return (a[0] ** 2 / a[1] + b[0] ** 2 / b[1]) ** 0.5 or None
 
 
 def _get(means, row, metric):
@@ -107,6 +128,13 @@ def _one(c: ClaimSpec, spec: TableSpec, means: dict, reported: list) -> Verdict:
         d = abs(a - b)
         return v("pass" if d > c.margin else "fail",
                  f"{c.a} {_fmt(a)} vs {c.b} {_fmt(b)}: |difference| {_fmt(d)} (needs > {c.margin:g})", difference=d)
+    if c.type == "close":
+        a, b = _get(means, c.a, c.metric), _get(means, c.b, c.metric)
+        if a is None or b is None:
+            return v("missing", f"needs rows {c.a} and {c.b}")
+        d = abs(a - b)
+        return v("pass" if d <= c.tol else "fail",
+                 f"{c.a} {_fmt(a)} vs {c.b} {_fmt(b)}: |difference| {_fmt(d)} (needs <= {c.tol:g})", difference=d)
     if c.type in ("better", "ratio"):
         a, b = _get(means, c.a, c.metric), _get(means, c.b, c.metric)
         if a is None or b is None:

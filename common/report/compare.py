@@ -60,7 +60,8 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
     agg = aggregate(results, metrics)
     reported = for_table(paper.dir / "reported.csv", table)
     means = {r: {m: v["mean"] for m, v in a["metrics"].items()} for r, a in agg.items()}
-    verdicts = claims_mod.evaluate(spec, scale, means, reported)
+    spread = {r: {m: (v["std"], v["n"]) for m, v in a["metrics"].items()} for r, a in agg.items()}
+    verdicts = claims_mod.evaluate(spec, scale, means, reported, spread)
     metas = [r["meta"] for rs in results.values() for r in rs if "meta" in r]
     doc = {
         "pid": paper.pid, "table": table, "title": paper.title, "caption": paper.caption(table),

@@ -36,12 +36,25 @@ def _spec(claim, hib=True):
     ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 1, "b": 2}, False, "pass"),
     ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 2, "b": 1}, True, "pass"),
     ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 1.2, "b": 1}, True, "fail"),
+    ({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 1.2, "b": 1}, True, "pass"),
+    ({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 2, "b": 1}, True, "fail"),
 ])
 def test_claim_verdicts(claim, means, hib, verdict):
     spec = _spec(claim, hib)
     assert claims.validate(spec) == []
     [v] = claims.evaluate(spec, "mini", {r: {"m": x} for r, x in means.items()}, [])
     assert v.verdict == verdict, v.detail
+
+
+def test_noise_is_stated_in_standard_errors():
+    spec = _spec({"type": "better", "metric": "m", "a": "a", "b": "b"})
+    means = {"a": {"m": 2.0}, "b": {"m": 1.0}}
+    [v] = claims.evaluate(spec, "mini", means, [], {"a": {"m": (1.0, 4)}, "b": {"m": (1.0, 4)}})
+    assert v.verdict == "pass" and "1.4 SE (within noise)" in v.detail  # se = sqrt(1/4 + 1/4)
+    [v] = claims.evaluate(spec, "mini", means, [], {"a": {"m": (0.1, 4)}, "b": {"m": (0.1, 4)}})
+    assert "14.1 SE" in v.detail and "within noise" not in v.detail
+    [v] = claims.evaluate(spec, "mini", means, [], {"a": {"m": (1.0, 1)}, "b": {"m": (1.0, 4)}})
+    assert "SE" not in v.detail  # one seed: no standard error
 
 
 def test_validate_flags_unknown_rows_and_metrics():
