@@ -124,7 +124,7 @@ class ClaimSpec:
 
     id: str = ""
     type: str = ""
-    """better | vs_best | within | monotone | ratio | differs | close | gap_increases | matches_reported"""
+    """better | vs_best | within | monotone | ratio | differs | close | tighter | gap_increases | matches_reported"""
     text: str = ""
     """The paper's claim in words."""
     scale: str = "mini"
@@ -132,6 +132,8 @@ class ClaimSpec:
     a: str = ""
     b: str = ""
     rows: list = field(default_factory=list)
+    rows_b: list = field(default_factory=list)
+    """tighter: the rows whose range `rows`' range is compared with."""
     pairs: list = field(default_factory=list)
     margin: float = 0.0
     value: float = 0.0

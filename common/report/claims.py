@@ -11,6 +11,8 @@ Types (rows are the table's rows; `metric` one of its metrics; direction from th
 - ratio:          mean(a) / mean(b) <= value (e.g. memory, time)
 - differs:        |mean(a) - mean(b)| > margin (a choice changes the result, either way)
 - close:          |mean(a) - mean(b)| <= tol (two implementations or settings agree)
+- tighter:        the range (max - min) of the means over `rows` is below the range over `rows_b`
+                  minus `margin` (a method is less sensitive to a setting than another)
 - gap_increases:  for `pairs` [[a1,b1],[a2,b2],...], the advantage of a_i over b_i at the last
                   pair exceeds the one at the first pair by more than `margin`
 - matches_reported (full scale): every reported number of this table within its tolerance
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 from common.config import ClaimSpec, TableSpec
 
-CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "differs", "close", "gap_increases",
+CLAIM_TYPES = ("better", "vs_best", "within", "monotone", "ratio", "differs", "close", "tighter", "gap_increases",
                "matches_reported")
 
 NOISE_SE = 2.0
@@ -52,12 +54,15 @@ def validate(spec: TableSpec) -> list[str]:
             errs.append(f"claim {c.id}: metric '{c.metric}' is not one of the table's metrics")
         names = [c.a, c.b] if c.type in ("better", "ratio", "differs", "close") else [c.a] if c.type == "within" else \
             [c.a, *c.rows] if c.type == "vs_best" else \
-            list(c.rows) if c.type == "monotone" else [r for p in c.pairs for r in p]
+            list(c.rows) if c.type == "monotone" else [*c.rows, *c.rows_b] if c.type == "tighter" else \
+            [r for p in c.pairs for r in p]
         for r in names:
             if r not in spec.rows:
                 errs.append(f"claim {c.id}: row '{r}' does not exist")
         if c.type == "vs_best" and not c.rows:
             errs.append(f"claim {c.id}: vs_best needs the rows to take the best of")
+        if c.type == "tighter" and (len(c.rows) < 2 or len(c.rows_b) < 2):
+            errs.append(f"claim {c.id}: tighter needs >= 2 rows in both rows and rows_b")
         if c.type == "monotone" and len(c.rows) < 2:
             errs.append(f"claim {c.id}: monotone needs at least 2 rows")
         if c.type == "gap_increases" and (len(c.pairs) < 2 or any(len(p) != 2 for p in c.pairs)):
@@ -170,6 +175,15 @@ def _one(c: ClaimSpec, spec: TableSpec, means: dict, reported: list) -> Verdict:
         ok = all((y > x) if inc else (y < x) for x, y in zip(vals, vals[1:]))
         return v("pass" if ok else "fail", " -> ".join(_fmt(x) for x in vals) + f" ({c.direction})",
                  values=vals)
+    if c.type == "tighter":
+        va, vb = [_get(means, r, c.metric) for r in c.rows], [_get(means, r, c.metric) for r in c.rows_b]
+        if any(x is None for x in va + vb):
+            return v("missing", "needs rows " + ", ".join([*c.rows, *c.rows_b]))
+        ra, rb = max(va) - min(va), max(vb) - min(vb)
+        return v("pass" if ra < rb - c.margin else "fail",
+                 f"range over {', '.join(c.rows)}: {_fmt(ra)} ({' / '.join(_fmt(x) for x in va)}); over "
+                 f"{', '.join(c.rows_b)}: {_fmt(rb)} ({' / '.join(_fmt(x) for x in vb)}) (needs first < second - {c.margin:g})",
+                 range_a=ra, range_b=rb)
     if c.type == "gap_increases":
         gaps = []
         for a, b in c.pairs:

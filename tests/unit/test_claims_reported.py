@@ -38,6 +38,10 @@ def _spec(claim, hib=True):
     ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 1.2, "b": 1}, True, "fail"),
     ({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 1.2, "b": 1}, True, "pass"),
     ({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 2, "b": 1}, True, "fail"),
+    ({"type": "tighter", "metric": "m", "rows": ["a", "b"], "rows_b": ["c", "d"]},
+     {"a": 1, "b": 1.5, "c": 0, "d": 2}, True, "pass"),
+    ({"type": "tighter", "metric": "m", "rows": ["a", "b"], "rows_b": ["c", "d"], "margin": 1.0},
+     {"a": 1, "b": 1.5, "c": 0, "d": 1}, True, "fail"),
 ])
 def test_claim_verdicts(claim, means, hib, verdict):
     spec = _spec(claim, hib)

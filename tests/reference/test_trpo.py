@@ -1,0 +1,86 @@
+"""Our TRPO step against sb3-contrib's TRPO on the same batch and parameters: the same actor
+parameters after one update (discrete and Gaussian policies), and conjugate gradient against a
+direct solve."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from common.rl import make_env
+from common.rl.onpolicy import normalized
+from common.rl.policy import ActorCritic, flat
+from papers.trpo_2015.method import conjugate_gradient, trpo_step
+
+pytestmark = pytest.mark.reference
+
+
+def _sb3_probe(env_id, seed):
+    """An sb3-contrib TRPO that records its parameters and batch just before its first update."""
+    from sb3_contrib import TRPO
+
+    class Probe(TRPO):
+        def train(self):
+            self.before = copy.deepcopy(self.policy)
+            buf = self.rollout_buffer
+            self.batch = [torch.as_tensor(np.asarray(x).reshape(len(x) * x.shape[1], *x.shape[2:]))
+                          for x in (buf.observations, buf.actions, buf.log_probs, buf.advantages)]
+            torch.manual_seed(1234)  # the x0 noise of sb3-contrib's conjugate gradient
+            super().train()
+            raise KeyboardInterrupt  # stop after one update
+
+    m = Probe("MlpPolicy", make_env(env_id, seed), n_steps=256, seed=seed, device="cpu",
+              policy_kwargs={"net_arch": dict(pi=[32, 32], vf=[32, 32])})
+    with pytest.raises(KeyboardInterrupt):
+        m.learn(256)
+    return m
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_trpo_step_matches_sb3_contrib(env_id):
+    m = _sb3_probe(env_id, seed=3)
+    env = make_env(env_id)
+    ours = ActorCritic(env.observation_space.shape[0], env.action_space, (32, 32)).load_sb3(m.before)
+    obs, act, logp, adv = m.batch
+    act = act.long().flatten() if ours.discrete else act.float()
+    before = flat(ours.actor_parameters()).detach().clone()
+    torch.manual_seed(1234)
+    x0 = 1e-4 * torch.randn_like(before)
+    st = trpo_step(ours, obs.float(), act, logp.float(), normalized(adv.float()), max_kl=0.01, cg_iters=15,
+                   damping=0.1, backtrack=0.8, max_backtracks=10, kl_direction="new||old", x0=x0)
+    ref = ActorCritic(env.observation_space.shape[0], env.action_space, (32, 32)).load_sb3(m.policy)
+    after, want = flat(ours.actor_parameters()).detach(), flat(ref.actor_parameters()).detach()
+    assert st.accepted == 1.0
+    assert (want - before).norm() > 1e-3  # sb3 moved the parameters: the comparison is not vacuous
+    torch.testing.assert_close(after, want, rtol=1e-4, atol=1e-5)
+    assert st.kl < 0.01
+
+
+def test_both_kl_directions_give_the_same_direction():
+    """KL(old||new) and KL(new||old) have the same Hessian at θ_old, so with the line search
+    accepting the full step (huge δ) both give the same update."""
+    env = make_env("CartPole-v1")
+    torch.manual_seed(0)
+    base = ActorCritic(4, env.action_space, (16,))
+    obs = torch.randn(200, 4)
+    with torch.no_grad():
+        d = base.dist(obs)
+        act = d.sample()
+        logp = d.log_prob(act)
+    adv = normalized(torch.randn(200))
+    out = []
+    for direction in ("old||new", "new||old"):
+        p = copy.deepcopy(base)
+        trpo_step(p, obs, act, logp, adv, max_kl=1e-4, cg_iters=10, kl_direction=direction)
+        out.append(flat(p.actor_parameters()).detach())
+    assert (out[0] - flat(base.actor_parameters())).norm() > 0
+    torch.testing.assert_close(out[0], out[1], rtol=1e-3, atol=1e-6)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(0)
+    M = torch.randn(20, 20, generator=g, dtype=torch.float64)
+    A = M @ M.T + 0.5 * torch.eye(20, dtype=torch.float64)
+    b = torch.randn(20, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: A @ v, b, iters=60, residual_tol=1e-30)
+    torch.testing.assert_close(x, torch.linalg.solve(A, b), rtol=1e-8, atol=1e-10)
