@@ -126,3 +126,38 @@ def set_flat(params, vec: torch.Tensor) -> None:
             n = p.numel()
             p.copy_(vec[i:i + n].view_as(p))
             i += n
+
+
+class LinearGaussian(nn.Module):
+    """u = -K x + σ ε, ε ~ N(0, I): the policy class whose LQR cost and gradient optrepro/LQR-v0 knows
+    exactly; K is the only parameter (σ fixed)."""
+
+    discrete = False
+
+    def __init__(self, K, sigma: float):
+        super().__init__()
+        self.K = nn.Parameter(torch.as_tensor(np.atleast_2d(K), dtype=torch.float32).clone())
+        self.sigma = float(sigma)
+
+    def dist(self, obs: torch.Tensor):
+        mean = -obs @ self.K.T
+        return DiagGaussian(mean, torch.full_like(mean, self.sigma))
+
+    def env_action(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+
+class TabularSoftmax(nn.Module):
+    """π(a|s) ∝ exp θ[s, a] on a Discrete observation space: optrepro/TabularMDP-v0's policy class."""
+
+    discrete = True
+
+    def __init__(self, theta):
+        super().__init__()
+        self.theta = nn.Parameter(torch.as_tensor(np.asarray(theta), dtype=torch.float32).clone())
+
+    def dist(self, obs: torch.Tensor):
+        return Categorical(logits=self.theta[obs.long().reshape(-1)])
+
+    def env_action(self, a: np.ndarray) -> int:
+        return int(a)

@@ -27,11 +27,15 @@ class Config(OnPolicyConfig):
     max_backtracks: int = 10
     kl_direction: str = "old||new"
     """old||new as in the paper; new||old as sb3-contrib measures it in the line search."""
+    kl_per_action_dim: bool = False
+    """Average the Gaussian KL over action dimensions (sb3-contrib's convention) instead of summing it."""
     pg_lr: float = 1e-3
     """Adam step size of vpg's policy update."""
     vf_lr: float = 1e-3
     vf_epochs: int = 10
     vf_batch: int = 128
+    adam_eps: float = 1e-5
+    """Adam's ε for the critic (and vpg's policy) step: SB3's value, so both sides use the same optimizer."""
 
 
 def preflight(cfg: Config) -> None:
@@ -55,14 +59,15 @@ def run(cfg: Config, ctx) -> dict:
                          learning_rate=cfg.vf_lr, normalize_advantage=cfg.normalize_advantage)
 
     def make_update(policy):
-        vf_opt = torch.optim.Adam(policy.critic_parameters(), lr=cfg.vf_lr)
-        pg_opt = torch.optim.Adam(policy.actor_parameters(), lr=cfg.pg_lr)
+        vf_opt = torch.optim.Adam(policy.critic_parameters(), lr=cfg.vf_lr, eps=cfg.adam_eps)
+        pg_opt = torch.optim.Adam(policy.actor_parameters(), lr=cfg.pg_lr, eps=cfg.adam_eps)
 
         def update(b):
             adv = normalized(b.advantages) if cfg.normalize_advantage else b.advantages
             if cfg.algo == "trpo":
                 st = trpo_step(policy, b.obs, b.actions, b.logp, adv, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
-                               cfg.backtrack, cfg.max_backtracks, cfg.kl_direction)
+                               cfg.backtrack, cfg.max_backtracks, cfg.kl_direction,
+                               kl_per_action_dim=cfg.kl_per_action_dim)
                 stats = {"kl": st.kl, "accepted": st.accepted}
             else:
                 stats = {"pg_loss": vpg_step(policy, pg_opt, b.obs, b.actions, adv)}

@@ -17,6 +17,11 @@ GAE follow-up and in sb3-contrib. `kl="new||old"` measures the line-search KL th
 does (D_KL(π_θ ‖ π_old)); both directions have the same Fisher matrix, so the direction and the
 maximal step are identical and only the acceptance test can differ.
 
+sb3-contrib averages the Gaussian KL over action dimensions as well as states (it takes the mean
+of torch's per-dimension KL), so its constraint is on KL/dim_A: for Hopper (3 actions) an
+effective δ three times the paper's. `kl_per_action_dim=True` reproduces that convention; the
+default is the paper's KL of the whole action distribution. Both agree for discrete and 1-D actions.
+
 `vpg_step` is the paper's "vanilla policy gradient" baseline: one Adam step on -L(θ).
 """
 from __future__ import annotations
@@ -62,7 +67,8 @@ class TRPOStats:
 
 def trpo_step(policy, obs, actions, old_logp, adv, max_kl: float = 0.01, cg_iters: int = 15,
               damping: float = 0.1, backtrack: float = 0.8, max_backtracks: int = 10,
-              kl_direction: str = "old||new", x0: torch.Tensor | None = None) -> TRPOStats:
+              kl_direction: str = "old||new", x0: torch.Tensor | None = None,
+              kl_per_action_dim: bool = False) -> TRPOStats:
     """One TRPO update of `policy`'s actor parameters in place (adv already normalized if wanted)."""
     params = policy.actor_parameters()
     with torch.no_grad():
@@ -73,6 +79,8 @@ def trpo_step(policy, obs, actions, old_logp, adv, max_kl: float = 0.01, cg_iter
         d = policy.dist(obs)
         sur = (torch.exp(d.log_prob(actions) - old_logp) * adv).mean()
         k = kl(old, d) if kl_direction == "old||new" else kl(d, old)
+        if kl_per_action_dim and not policy.discrete:
+            k = k / d.loc.shape[-1]
         return sur, k.mean()
 
     sur, kl0 = surrogate_and_kl()

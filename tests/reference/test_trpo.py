@@ -36,7 +36,7 @@ def _sb3_probe(env_id, seed):
     return m
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Hopper-v5"])
 def test_trpo_step_matches_sb3_contrib(env_id):
     m = _sb3_probe(env_id, seed=3)
     env = make_env(env_id)
@@ -47,13 +47,58 @@ def test_trpo_step_matches_sb3_contrib(env_id):
     torch.manual_seed(1234)
     x0 = 1e-4 * torch.randn_like(before)
     st = trpo_step(ours, obs.float(), act, logp.float(), normalized(adv.float()), max_kl=0.01, cg_iters=15,
-                   damping=0.1, backtrack=0.8, max_backtracks=10, kl_direction="new||old", x0=x0)
+                   damping=0.1, backtrack=0.8, max_backtracks=10, kl_direction="new||old", x0=x0,
+                   kl_per_action_dim=True)
     ref = ActorCritic(env.observation_space.shape[0], env.action_space, (32, 32)).load_sb3(m.policy)
     after, want = flat(ours.actor_parameters()).detach(), flat(ref.actor_parameters()).detach()
     assert st.accepted == 1.0
     assert (want - before).norm() > 1e-3  # sb3 moved the parameters: the comparison is not vacuous
     torch.testing.assert_close(after, want, rtol=1e-4, atol=1e-5)
     assert st.kl < 0.01
+
+
+def test_sb3_contrib_kl_is_per_action_dimension():
+    """With the paper's KL (summed over Hopper's 3 action dimensions) the step differs from
+    sb3-contrib's, which bounds the KL averaged over dimensions: the reason its Hopper curves differ."""
+    m = _sb3_probe("Hopper-v5", seed=3)
+    env = make_env("Hopper-v5")
+    ours = ActorCritic(env.observation_space.shape[0], env.action_space, (32, 32)).load_sb3(m.before)
+    obs, act, logp, adv = m.batch
+    torch.manual_seed(1234)
+    x0 = 1e-4 * torch.randn_like(flat(ours.actor_parameters()))
+    trpo_step(ours, obs.float(), act.float(), logp.float(), normalized(adv.float()), kl_direction="new||old", x0=x0)
+    ref = ActorCritic(env.observation_space.shape[0], env.action_space, (32, 32)).load_sb3(m.policy)
+    diff = (flat(ours.actor_parameters()) - flat(ref.actor_parameters())).norm()
+    assert diff > 1e-3
+
+
+def test_collector_matches_sb3_rollout_buffer():
+    """Same initial weights and torch seed: our rollout (actions, log-probs, values, GAE advantages,
+    returns with time-limit bootstrapping, Pendulum truncates at 200 steps) equals sb3-contrib's buffer."""
+    from sb3_contrib import TRPO
+
+    from common.rl.onpolicy import Collector
+
+    class Stop(TRPO):
+        def train(self):
+            raise KeyboardInterrupt
+
+    for env_id in ("Pendulum-v1", "CartPole-v1"):
+        m = Stop("MlpPolicy", make_env(env_id, 0), n_steps=512, seed=0, device="cpu",
+                 policy_kwargs={"net_arch": dict(pi=[32, 32], vf=[32, 32])})
+        env = make_env(env_id)
+        ours = ActorCritic(env.observation_space.shape[0], env.action_space, (32, 32)).load_sb3(m.policy)
+        torch.manual_seed(5)
+        with pytest.raises(KeyboardInterrupt):
+            m.learn(512)
+        torch.manual_seed(5)
+        b = Collector(env_id, 1, 0, 0.99, 0.95).collect(ours, 512)
+        buf = m.rollout_buffer
+        for want, got in [(buf.actions.reshape(512, -1), b.actions.reshape(512, -1)), (buf.log_probs.ravel(), b.logp),
+                          (buf.values.ravel(), b.values), (buf.advantages.ravel(), b.advantages),
+                          (buf.returns.ravel(), b.returns)]:
+            np.testing.assert_allclose(got.numpy(), np.asarray(want), rtol=1e-5, atol=1e-4)
+        assert buf.episode_starts.sum() >= 2  # episodes ended inside the rollout
 
 
 def test_both_kl_directions_give_the_same_direction():
