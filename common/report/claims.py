@@ -84,18 +84,21 @@ def evaluate(spec: TableSpec, scale: str, means: dict, reported: list, spread: d
         if c.scale != scale:
             continue
         v = _one(c, spec, means, reported)
-        se = _se(spread or {}, c) if c.type in ("better", "differs", "close") else None
+        b = c.b
+        if c.type == "vs_best" and v.verdict != "missing":
+            b = max(c.rows, key=lambda r: _sign(spec, c.metric) * _get(means, r, c.metric))
+        se = _se(spread or {}, c.a, b, c.metric) if c.type in ("better", "differs", "close", "vs_best") else None
         if se and v.verdict != "missing":
-            d = abs(_get(means, c.a, c.metric) - _get(means, c.b, c.metric))
+            d = abs(_get(means, c.a, c.metric) - _get(means, b, c.metric))
             v.detail += f"; |difference| = {d / se:.1f} SE" + (" (within noise)" if d < NOISE_SE * se else "")
             v.numbers["se"] = se
         out.append(v)
     return out
 
 
-def _se(spread: dict, c) -> float | None:
+def _se(spread: dict, row_a: str, row_b: str, metric: str) -> float | None:
     """Standard error of mean(a) - mean(b) from the per-seed spreads (None below 2 seeds a side)."""
-    a, b = spread.get(c.a, {}).get(c.metric), spread.get(c.b, {}).get(c.metric)
+    a, b = spread.get(row_a, {}).get(metric), spread.get(row_b, {}).get(metric)
     if not a or not b or a[1] < 2 or b[1] < 2:
         return None
     return (a[0] ** 2 / a[1] + b[0] ** 2 / b[1]) ** 0.5 or None

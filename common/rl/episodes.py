@@ -90,3 +90,30 @@ def hvp_estimate(policy, params: list[torch.Tensor], episodes: list[Episode], ga
     g_phi = flat(torch.autograd.grad((logp * w).sum() / n, params, create_graph=True))
     term2 = flat(torch.autograd.grad(g_phi @ u, params))
     return term1 + term2
+
+
+class EpisodeLog:
+    """Return against the number of sampled trajectories, the x-axis of the REINFORCE-family papers.
+    `record` takes the on-policy episodes of one iteration; `summary` gives auc (mean return over
+    all iterations, by trajectory) and final (mean over the last `tail` fraction of trajectories)."""
+
+    def __init__(self, ctx, total: int, log_every: int = 1, tail: float = 0.1):
+        self.ctx, self.total, self.log_every, self.tail = ctx, total, log_every, tail
+        self.sampled, self.returns, self._it = 0, [], 0
+        self.bar = ctx.progress(total)
+
+    def done(self) -> bool:
+        return self.sampled >= self.total
+
+    def record(self, episodes: list[Episode], sampled: int, **extra) -> None:
+        self.sampled += sampled
+        self.bar.update(sampled)
+        self.returns += [e.ret for e in episodes]
+        self._it += 1
+        if self._it % self.log_every == 0 or self.done():
+            self.ctx.log(step=self.sampled, train_return=float(np.mean([e.ret for e in episodes])), **extra)
+
+    def summary(self) -> dict:
+        r = np.asarray(self.returns)
+        k = max(1, int(round(self.tail * len(r))))
+        return {"auc": float(r.mean()), "final": float(r[-k:].mean()), "trajectories": float(self.sampled)}

@@ -1,0 +1,59 @@
+"""harpg_2022: one row = one of REINFORCE, N-PG, N-PG-IGT, N-HARPG on one env, one seed; return of
+the on-policy episodes against the number of sampled trajectories."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from common.config import BaseConfig
+from common.errors import ConfigError
+from common.rl import evaluate, make_env, require_action_space
+from common.rl.episodes import EpisodeLog, sample_episodes
+from common.rl.policy import ActorCritic
+from papers.harpg_2022.method import SCHEDULES, State, step
+
+
+@dataclass
+class Config(BaseConfig):
+    env: str = "CartPole-v1"
+    algo: str = "nharpg"
+    """reinforce, npg, npg_igt or nharpg."""
+    trajectories: int = 1000
+    """Budget: sampled trajectories (N-HARPG draws 2 per iteration, the others 1)."""
+    gamma: float = 0.99
+    step_size: float = 0.1
+    """α for reinforce, γ_0 for the normalized methods."""
+    hidden: list = field(default_factory=lambda: [32])
+    hessian_scale: float = 1.0
+    """N-HARPG only: 0 removes the Hessian correction (normalized momentum PG), an ablation."""
+    eval_episodes: int = 5
+    log_every: int = 10
+
+
+def preflight(cfg: Config) -> None:
+    if cfg.algo not in SCHEDULES:
+        raise ConfigError(f"algo '{cfg.algo}' unknown; valid: {', '.join(SCHEDULES)}")
+    if cfg.trajectories < 2 or cfg.step_size <= 0:
+        raise ConfigError("need trajectories >= 2 and step_size > 0")
+    env = make_env(cfg.env)
+    require_action_space(env, ("discrete", "box"), cfg.algo)
+    env.close()
+
+
+def run(cfg: Config, ctx) -> dict:
+    env = make_env(cfg.env, cfg.seed)
+    env.reset(seed=cfg.seed)
+    policy = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space, tuple(cfg.hidden))
+    params = policy.actor_parameters()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    st, log = State(), EpisodeLog(ctx, cfg.trajectories, log_every=cfg.log_every)
+    while not log.done():
+        eps, drawn = step(cfg.algo, policy, params, lambda n: sample_episodes(env, policy, n), cfg.gamma,
+                          cfg.step_size, st, gen, cfg.hessian_scale)
+        log.record(eps, drawn)
+    out = log.summary()
+    out["eval_return"], _ = evaluate(lambda o: policy.act(o, deterministic=True), make_env(cfg.env),
+                                     cfg.eval_episodes, seed=10_000 + 100 * cfg.seed)
+    return out
