@@ -56,7 +56,16 @@ def check_onpolicy(cfg: OnPolicyConfig, kinds: tuple[str, ...], algo: str) -> No
         raise ConfigError(f"activation must be tanh or relu, got '{cfg.activation}'")
     env = make_env(cfg.env)
     require_action_space(env, kinds, algo)
+    require_vector_obs(env, algo)
     env.close()
+
+
+def require_vector_obs(env, algo: str) -> None:
+    """The MLP policies need Box observations; anything else is a ConfigError (exit 2)."""
+    import gymnasium as gym
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        raise ConfigError(f"{algo} uses an MLP policy on vector observations; {env.spec.id if env.spec else env} "
+                          f"has a {type(env.observation_space).__name__} observation space")
 
 
 @dataclass

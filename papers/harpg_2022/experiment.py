@@ -11,6 +11,7 @@ from common.config import BaseConfig
 from common.errors import ConfigError
 from common.rl import evaluate, make_env, require_action_space
 from common.rl.episodes import EpisodeLog, sample_episodes
+from common.rl.onpolicy import require_vector_obs
 from common.rl.policy import ActorCritic
 from papers.harpg_2022.method import SCHEDULES, State, step
 
@@ -39,6 +40,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError("need trajectories >= 2 and step_size > 0")
     env = make_env(cfg.env)
     require_action_space(env, ("discrete", "box"), cfg.algo)
+    require_vector_obs(env, cfg.algo)
     env.close()
 
 

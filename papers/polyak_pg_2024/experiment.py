@@ -11,6 +11,7 @@ from common.config import BaseConfig
 from common.errors import ConfigError
 from common.rl import evaluate, make_env, require_action_space
 from common.rl.episodes import EpisodeLog, gpomdp_surrogate, sample_episodes
+from common.rl.onpolicy import require_vector_obs
 from common.rl.policy import ActorCritic
 from papers.polyak_pg_2024.method import PolyakStep
 
@@ -45,6 +46,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError("need batch_episodes >= 2 (the baseline is a batch mean) and episodes >= batch_episodes")
     env = make_env(cfg.env)
     require_action_space(env, ("discrete", "box"), "REINFORCE")
+    require_vector_obs(env, cfg.algo)
     env.close()
 
 

@@ -157,3 +157,16 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
         a, b = (json.loads((tmp_path / d / P / "toy2d" / "smoke" / row / "seed0" / "result.json").read_text())
                 for d in ("a", "b"))
         assert a["metrics"] == b["metrics"]
+
+
+@pytest.mark.parametrize("pid,table,row,override,needle", [
+    ("trpo_2015", "learning_curves", "trpo_cartpole", "env=CartPol-v1", "did you mean"),
+    ("mdpo_2020", "onpolicy", "mdpo_cartpole", "env=optrepro/TabularMDP-v0", "Discrete observation space"),
+    ("ppo_ewma_2022", "batch_invariance", "ppo_c1", "batch_factor=3", "divide n_envs"),
+    ("harpg_2022", "cartpole", "nharpg", "algo=harpg", "valid: reinforce"),
+    ("polyak_pg_2024", "reinforce", "polyak_runmax_cartpole", "env=optrepro/TabularMDP-v0", "observation space"),
+])
+def test_rl_bad_input_exits_2_before_training(cli, tmp_path, pid, table, row, override, needle):
+    code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
+    assert code == 2 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
