@@ -99,7 +99,7 @@ class EpisodeLog:
 
     def __init__(self, ctx, total: int, log_every: int = 1, tail: float = 0.1):
         self.ctx, self.total, self.log_every, self.tail = ctx, total, log_every, tail
-        self.sampled, self.returns, self._it = 0, [], 0
+        self.sampled, self.returns, self._it, self.last = 0, [], 0, float("nan")
         self.bar = ctx.progress(total)
 
     def done(self) -> bool:
@@ -109,11 +109,13 @@ class EpisodeLog:
         self.sampled += sampled
         self.bar.update(sampled)
         self.returns += [e.ret for e in episodes]
+        self.last = float(np.mean([e.ret for e in episodes]))
         self._it += 1
         if self._it % self.log_every == 0 or self.done():
-            self.ctx.log(step=self.sampled, train_return=float(np.mean([e.ret for e in episodes])), **extra)
+            self.ctx.log(step=self.sampled, train_return=self.last, **extra)
 
     def summary(self) -> dict:
         r = np.asarray(self.returns)
         k = max(1, int(round(self.tail * len(r))))
-        return {"auc": float(r.mean()), "final": float(r[-k:].mean()), "trajectories": float(self.sampled)}
+        return {"auc": float(r.mean()), "final": float(r[-k:].mean()), "trajectories": float(self.sampled),
+                "train_return": self.last}

@@ -155,7 +155,7 @@ class Evaluator:
             self.ctx.log(step=step, eval_return=m, **extra)
 
     def summary(self, steps: int, wall: float) -> dict:
-        return {"return": self.returns[-1], "auc": float(np.mean(self.returns)),
+        return {"return": self.returns[-1], "eval_return": self.returns[-1], "auc": float(np.mean(self.returns)),
                 "steps_per_sec": steps / max(wall - self.time, 1e-9)}
 
 
