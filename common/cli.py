@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reports", default=None, help="where to write reports (default: reports/)")
     s.add_argument("--all", action="store_true", help="every table of the paper")
 
-    sub.add_parser("report", help="regenerate reports/README.md")
+    sub.add_parser("report", help="regenerate reports/README.md and every paper README's results block")
 
     s = sub.add_parser("new", help="copy papers/_template for a new paper")
     s.add_argument("pid")
@@ -182,7 +182,10 @@ def cmd_compare(a):
 
 
 def cmd_report(a):
-    from common.report.compare import index
+    from common.registry import all_papers
+    from common.report.compare import index, update_paper_readme
+    for paper in all_papers().values():
+        update_paper_readme(paper)
     print(index())
     return 0
 

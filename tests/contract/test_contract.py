@@ -68,3 +68,21 @@ def _copy_repo(tmp_path):
     for d in ("common", "papers", "configs", "envs"):
         shutil.copytree(ROOT / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
     return repo
+
+
+def test_paper_readme_results_blocks_match_their_reports():
+    """Every paper README's generated block equals what `repro report` writes from reports/ (a stale
+    block would show verdicts that are no longer true)."""
+    from common.registry import all_papers
+    from common.report.compare import update_paper_readme
+    stale = []
+    for paper in all_papers().values():
+        readme = paper.dir / "README.md"
+        before = readme.read_text()
+        try:
+            update_paper_readme(paper)
+            if readme.read_text() != before:
+                stale.append(paper.pid)
+        finally:
+            readme.write_text(before)
+    assert not stale, f"run `repro report`: stale results blocks in {stale}"
