@@ -21,7 +21,7 @@ import torch
 
 from common.config import BaseConfig
 from common.errors import ConfigError
-from common.rl import evaluate, make_env, require_action_space
+from common.rl import check_env, eval_seed, evaluate, make_env
 from common.rl.estimators import gae
 from common.rl.policy import ActorCritic
 
@@ -54,18 +54,7 @@ def check_onpolicy(cfg: OnPolicyConfig, kinds: tuple[str, ...], algo: str) -> No
         raise ConfigError(f"gamma must be in (0, 1] and gae_lambda in [0, 1]; got {cfg.gamma}, {cfg.gae_lambda}")
     if cfg.activation not in ("tanh", "relu"):
         raise ConfigError(f"activation must be tanh or relu, got '{cfg.activation}'")
-    env = make_env(cfg.env)
-    require_action_space(env, kinds, algo)
-    require_vector_obs(env, algo)
-    env.close()
-
-
-def require_vector_obs(env, algo: str) -> None:
-    """The MLP policies need Box observations; anything else is a ConfigError (exit 2)."""
-    import gymnasium as gym
-    if not isinstance(env.observation_space, gym.spaces.Box):
-        raise ConfigError(f"{algo} uses an MLP policy on vector observations; {env.spec.id if env.spec else env} "
-                          f"has a {type(env.observation_space).__name__} observation space")
+    check_env(cfg.env, kinds, algo)
 
 
 @dataclass
@@ -127,10 +116,8 @@ class Collector:
 def build(cfg: OnPolicyConfig) -> tuple[ActorCritic, Collector, object]:
     """The policy (seeded by the run), the training collector and a separate evaluation env."""
     col = Collector(cfg.env, cfg.n_envs, cfg.seed, cfg.gamma, cfg.gae_lambda)
-    env = col.envs[0]
-    policy = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space, tuple(cfg.hidden),
-                         cfg.activation, cfg.log_std_init)
-    return policy, col, make_env(cfg.env, cfg.seed + 10_000)
+    policy = ActorCritic.for_env(col.envs[0], cfg.hidden, cfg.activation, cfg.log_std_init)
+    return policy, col, make_env(cfg.env, eval_seed(cfg.seed))
 
 
 def eval_grid(cfg) -> list[int]:
@@ -149,7 +136,7 @@ class Evaluator:
         while self.grid and step >= self.grid[0]:
             self.grid.pop(0)
             t = time.perf_counter()
-            m, _ = evaluate(act, self.env, self.cfg.eval_episodes, seed=10_000 + 100 * self.cfg.seed)
+            m, _ = evaluate(act, self.env, self.cfg.eval_episodes, seed=eval_seed(self.cfg.seed))
             self.time += time.perf_counter() - t
             self.returns.append(m)
             self.ctx.log(step=step, eval_return=m, **extra)
@@ -181,20 +168,37 @@ def train(cfg: OnPolicyConfig, ctx, make_update) -> dict:
     return out
 
 
-def fit_value(policy: ActorCritic, opt: torch.optim.Optimizer, batch: Batch, epochs: int, batch_size: int,
-              gen: torch.Generator | None = None) -> float:
-    """Regress V on the batch's returns: `epochs` passes of shuffled minibatches (MSE); mean loss."""
-    n, losses = len(batch.returns), []
+def minibatch_epochs(n: int, epochs: int, batch_size: int, step, gen: torch.Generator | None = None) -> list:
+    """`epochs` passes over indices 0..n-1 in shuffled minibatches of `batch_size` (one randperm per
+    epoch); `step(idx)` does one optimizer step and returns its statistics. Minibatches of fewer than
+    2 samples are skipped (normalizing advantages needs 2). Returns the list of statistics."""
+    out = []
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
-            loss = torch.nn.functional.mse_loss(policy.value(batch.obs[idx]), batch.returns[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    return float(np.mean(losses))
+            if len(idx) >= 2:
+                out.append(step(idx))
+    return out
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None, max_grad_norm: float = 0.0) -> None:
+    """zero_grad, backward, optional gradient-norm clipping over `params`, step."""
+    opt.zero_grad()
+    loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+
+
+def fit_value(policy: ActorCritic, opt: torch.optim.Optimizer, batch: Batch, epochs: int, batch_size: int,
+              gen: torch.Generator | None = None) -> float:
+    """Regress V on the batch's returns: `epochs` passes of shuffled minibatches (MSE); mean loss."""
+    def step(idx):
+        loss = torch.nn.functional.mse_loss(policy.value(batch.obs[idx]), batch.returns[idx])
+        optimizer_step(opt, loss)
+        return loss.item()
+    return float(np.mean(minibatch_epochs(len(batch.returns), epochs, batch_size, step, gen)))
 
 
 def normalized(adv: torch.Tensor) -> torch.Tensor:

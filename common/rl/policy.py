@@ -69,6 +69,10 @@ class ActorCritic(nn.Module):
             nn.init.orthogonal_(m.weight, g)
             nn.init.zeros_(m.bias)
 
+    @classmethod
+    def for_env(cls, env, hidden=(64, 64), activation: str = "tanh", log_std_init: float = 0.0) -> "ActorCritic":
+        return cls(int(np.prod(env.observation_space.shape)), env.action_space, tuple(hidden), activation, log_std_init)
+
     def actor_parameters(self) -> list[nn.Parameter]:
         ps = list(self.pi_body.parameters()) + list(self.action_net.parameters())
         return ps + ([self.log_std] if not self.discrete else [])

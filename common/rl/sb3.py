@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from common.errors import ConfigError
-from common.rl import make_env, require_action_space
+from common.rl import check_env, eval_seed, make_env
 from common.rl.onpolicy import Evaluator
 
 ALGOS = {"ppo": ("stable_baselines3", "PPO", ("discrete", "box")),
@@ -25,9 +25,7 @@ def algo_class(name: str):
 
 def check_sb3(cfg, name: str) -> None:
     algo_class(name)
-    env = make_env(cfg.env)
-    require_action_space(env, ALGOS[name][2], f"SB3 {name.upper()}")
-    env.close()
+    check_env(cfg.env, ALGOS[name][2], f"SB3 {name.upper()}")
 
 
 def build_sb3(cfg, name: str, **kwargs):
@@ -36,7 +34,7 @@ def build_sb3(cfg, name: str, **kwargs):
     import torch
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
-    venv = DummyVecEnv([lambda i=i: Monitor(make_env(cfg.env, cfg.seed + i)) for i in range(getattr(cfg, "n_envs", 1))])
+    venv = DummyVecEnv([lambda i=i: Monitor(make_env(cfg.env, cfg.seed + i)) for i in range(cfg.n_envs)])
     hidden = list(cfg.hidden)
     policy_kwargs = {"net_arch": dict(pi=hidden, vf=hidden) if name != "sac" else dict(pi=hidden, qf=hidden),
                      "activation_fn": {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]}
@@ -49,7 +47,7 @@ def train_sb3(cfg, ctx, name: str, **kwargs) -> dict:
     """Train an SB3 baseline for cfg.total_steps; same outputs as common.rl.onpolicy.train."""
     from stable_baselines3.common.callbacks import BaseCallback
     model = build_sb3(cfg, name, **kwargs)
-    ev = Evaluator(cfg, ctx, make_env(cfg.env, cfg.seed + 10_000))
+    ev = Evaluator(cfg, ctx, make_env(cfg.env, eval_seed(cfg.seed)))
     act = lambda o: model.predict(o, deterministic=True)[0]
     bar = ctx.progress(cfg.total_steps)
 

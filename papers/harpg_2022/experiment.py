@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from common.config import BaseConfig
 from common.errors import ConfigError
-from common.rl import evaluate, make_env, require_action_space
+from common.rl import check_env, evaluate_deterministic, make_env
 from common.rl.episodes import EpisodeLog, sample_episodes
-from common.rl.onpolicy import require_vector_obs
 from common.rl.policy import ActorCritic
 from papers.harpg_2022.method import SCHEDULES, State, step
 
@@ -38,16 +36,13 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"algo '{cfg.algo}' unknown; valid: {', '.join(SCHEDULES)}")
     if cfg.trajectories < 2 or cfg.step_size <= 0:
         raise ConfigError("need trajectories >= 2 and step_size > 0")
-    env = make_env(cfg.env)
-    require_action_space(env, ("discrete", "box"), cfg.algo)
-    require_vector_obs(env, cfg.algo)
-    env.close()
+    check_env(cfg.env, ("discrete", "box"), cfg.algo)
 
 
 def run(cfg: Config, ctx) -> dict:
     env = make_env(cfg.env, cfg.seed)
     env.reset(seed=cfg.seed)
-    policy = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space, tuple(cfg.hidden))
+    policy = ActorCritic.for_env(env, cfg.hidden)
     params = policy.actor_parameters()
     gen = torch.Generator().manual_seed(cfg.seed)
     st, log = State(), EpisodeLog(ctx, cfg.trajectories, log_every=cfg.log_every)
@@ -56,6 +51,5 @@ def run(cfg: Config, ctx) -> dict:
                           cfg.step_size, st, gen, cfg.hessian_scale)
         log.record(eps, drawn)
     out = log.summary()
-    out["eval_return"], _ = evaluate(lambda o: policy.act(o, deterministic=True), make_env(cfg.env),
-                                     cfg.eval_episodes, seed=10_000 + 100 * cfg.seed)
+    out["eval_return"] = evaluate_deterministic(policy, cfg.env, cfg.eval_episodes, cfg.seed)
     return out

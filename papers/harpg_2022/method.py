@@ -64,7 +64,7 @@ def step(algo: str, policy, params, sample, gamma: float, gamma0: float, st: Sta
         new = theta + (gamma0 * g if algo == "reinforce" else lr * g / (g.norm() + 1e-12))
     elif algo == "npg_igt":
         if st.theta_prev is None:
-            eps, d = sample(1), None
+            eps = sample(1)
             d = pg_estimate(policy, params, eps, gamma)
         else:
             set_flat(params, theta + (1 - eta) / eta * (theta - st.theta_prev))

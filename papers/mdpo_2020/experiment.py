@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
-from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, normalized, train
+from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, minibatch_epochs, normalized, optimizer_step, train
 from common.rl.sb3 import check_sb3, train_sb3
 from papers.mdpo_2020.method import kl_weight, mdpo_loss
 
@@ -56,23 +56,16 @@ def run(cfg: Config, ctx) -> dict:
             it[0] += 1
             with torch.no_grad():
                 old = policy.dist(b.obs)
-            n, kls = len(b.advantages), []
-            for _ in range(cfg.n_epochs):
-                perm = torch.randperm(n)
-                for i in range(0, n, cfg.batch_size):
-                    idx = perm[i:i + cfg.batch_size]
-                    if len(idx) < 2:
-                        continue
-                    old_mb = type(old)(logits=old.logits[idx]) if policy.discrete else \
-                        type(old)(old.loc[idx], old.scale[idx])
-                    pi_loss, k = mdpo_loss(policy.dist(b.obs[idx]), old_mb, b.actions[idx], b.logp[idx],
-                                           normalized(b.advantages[idx]), w)
-                    vf = ((policy.value(b.obs[idx]) - b.returns[idx]) ** 2).mean()
-                    opt.zero_grad()
-                    (pi_loss + cfg.vf_coef * vf).backward()
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                    opt.step()
-                    kls.append(k.item())
+
+            def step(idx):
+                old_mb = type(old)(logits=old.logits[idx]) if policy.discrete else type(old)(old.loc[idx], old.scale[idx])
+                pi_loss, k = mdpo_loss(policy.dist(b.obs[idx]), old_mb, b.actions[idx], b.logp[idx],
+                                       normalized(b.advantages[idx]), w)
+                vf = ((policy.value(b.obs[idx]) - b.returns[idx]) ** 2).mean()
+                optimizer_step(opt, pi_loss + cfg.vf_coef * vf, policy.parameters(), cfg.max_grad_norm)
+                return k.item()
+
+            kls = minibatch_epochs(len(b.advantages), cfg.n_epochs, cfg.batch_size, step)
             return {"kl": float(np.mean(kls)), "kl_weight": w}
         return update
 

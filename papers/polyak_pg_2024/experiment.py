@@ -9,9 +9,9 @@ import torch
 
 from common.config import BaseConfig
 from common.errors import ConfigError
-from common.rl import evaluate, make_env, require_action_space
+from common.rl import check_env, evaluate_deterministic, make_env
 from common.rl.episodes import EpisodeLog, gpomdp_surrogate, sample_episodes
-from common.rl.onpolicy import require_vector_obs
+from common.rl.estimators import discounted_returns
 from common.rl.policy import ActorCritic
 from papers.polyak_pg_2024.method import PolyakStep
 
@@ -44,20 +44,13 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"j_star must be running_max or known, got '{cfg.j_star}'")
     if cfg.episodes < cfg.batch_episodes or cfg.batch_episodes < 2:
         raise ConfigError("need batch_episodes >= 2 (the baseline is a batch mean) and episodes >= batch_episodes")
-    env = make_env(cfg.env)
-    require_action_space(env, ("discrete", "box"), "REINFORCE")
-    require_vector_obs(env, cfg.algo)
-    env.close()
-
-
-def discounted(ep, gamma: float) -> float:
-    return float(np.dot(gamma ** np.arange(len(ep.rewards)), ep.rewards))
+    check_env(cfg.env, ("discrete", "box"), "REINFORCE")
 
 
 def run(cfg: Config, ctx) -> dict:
     env = make_env(cfg.env, cfg.seed)
     env.reset(seed=cfg.seed)
-    policy = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space, tuple(cfg.hidden))
+    policy = ActorCritic.for_env(env, cfg.hidden)
     params = policy.actor_parameters()
     opt = torch.optim.Adam(params, lr=cfg.lr) if cfg.algo == "adam" else None
     polyak = PolyakStep(params, cfg.c, cfg.eta_max, "running_max" if cfg.j_star == "running_max" else cfg.j_star_value)
@@ -65,7 +58,7 @@ def run(cfg: Config, ctx) -> dict:
     while not log.done():
         eps = sample_episodes(env, policy, cfg.batch_episodes)
         grads = torch.autograd.grad(gpomdp_surrogate(policy, eps, cfg.gamma, baseline=True), params)
-        disc = [discounted(e, cfg.gamma) for e in eps]
+        disc = [float(discounted_returns(e.rewards, cfg.gamma)[0]) for e in eps]
         if opt is not None:
             for p, g in zip(params, grads):
                 p.grad = -g
@@ -76,7 +69,6 @@ def run(cfg: Config, ctx) -> dict:
         etas.append(eta)
         log.record(eps, len(eps), step_size=eta, grad_norm=float(sum((g ** 2).sum() for g in grads) ** 0.5))
     out = log.summary()
-    out["eval_return"], _ = evaluate(lambda o: policy.act(o, deterministic=True), make_env(cfg.env),
-                                     cfg.eval_episodes, seed=10_000 + 100 * cfg.seed)
+    out["eval_return"] = evaluate_deterministic(policy, cfg.env, cfg.eval_episodes, cfg.seed)
     out["mean_step_size"] = float(np.mean(etas))
     return out

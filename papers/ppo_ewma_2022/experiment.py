@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
-from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, train
+from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, minibatch_epochs, optimizer_step, train
 from papers.ppo_ewma_2022.method import EWMAModel, EwmaMoments, adjust, clipped_objective
 
 ALGOS = ("ppo", "ppo_ewma")
@@ -68,34 +68,28 @@ def run(cfg: Config, ctx) -> dict:
         def update(b):
             mean, var = moments.update(b.advantages)
             adv = (b.advantages - mean) / (var ** 0.5 + 1e-8)
-            n = len(adv)
-            mb = n // cfg.n_minibatches
-            stats = []
-            for _ in range(cfg.n_epochs):
-                perm = torch.randperm(n, generator=gen)
-                for i in range(cfg.n_minibatches):
-                    idx = perm[i * mb:(i + 1) * mb]
-                    obs, act = b.obs[idx], b.actions[idx]
-                    d = policy.dist(obs)
-                    logp = d.log_prob(act)
-                    if prox is None:
-                        logp_prox = b.logp[idx]
-                    else:
-                        with torch.no_grad():
-                            logp_prox = prox.module.dist(obs).log_prob(act)
-                    pg = clipped_objective(logp, b.logp[idx], logp_prox, adv[idx], cfg.clip, cfg.imp_samp_max)
-                    vf = ((policy.value(obs) - b.returns[idx]) ** 2).mean()
-                    loss = pg + cfg.vf_coef * vf - cfg.ent_coef * d.entropy().mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                    opt.step()
-                    if prox is not None:
-                        prox.update(policy)
+
+            def step(idx):
+                obs, act = b.obs[idx], b.actions[idx]
+                d = policy.dist(obs)
+                logp = d.log_prob(act)
+                if prox is None:
+                    logp_prox = b.logp[idx]
+                else:
                     with torch.no_grad():
-                        lr_ = logp - logp_prox
-                        clipped = ((lr_ > np.log1p(cfg.clip)) | (lr_ < np.log1p(-cfg.clip))).float().mean()
-                        stats.append((pg.item(), vf.item(), float((lr_ ** 2).mean() / 2), float(clipped)))
+                        logp_prox = prox.module.dist(obs).log_prob(act)
+                pg = clipped_objective(logp, b.logp[idx], logp_prox, adv[idx], cfg.clip, cfg.imp_samp_max)
+                vf = ((policy.value(obs) - b.returns[idx]) ** 2).mean()
+                loss = pg + cfg.vf_coef * vf - cfg.ent_coef * d.entropy().mean()
+                optimizer_step(opt, loss, policy.parameters(), cfg.max_grad_norm)
+                if prox is not None:
+                    prox.update(policy)
+                with torch.no_grad():
+                    r = logp - logp_prox
+                    clipped = ((r > np.log1p(cfg.clip)) | (r < np.log1p(-cfg.clip))).float().mean()
+                return pg.item(), vf.item(), float((r ** 2).mean() / 2), float(clipped)
+
+            stats = minibatch_epochs(len(adv), cfg.n_epochs, len(adv) // cfg.n_minibatches, step, gen)
             pg_m, vf_m, kl_m, clip_m = np.mean(stats, 0)
             clip_fracs.append(float(clip_m))
             return {"pg_loss": float(pg_m), "vf_loss": float(vf_m), "approx_kl_prox": float(kl_m),

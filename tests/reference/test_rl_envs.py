@@ -52,23 +52,6 @@ def test_lqr_cost_matches_rollouts():
     assert abs(np.mean(costs) - env.exact_cost(K, sigma=sigma, gamma=gamma)) < 4 * se
 
 
-def test_lqr_sampled_policy_gradient_matches_exact():
-    """G(PO)MDP with a linear Gaussian policy, 3,000 episodes: within 4 standard errors of -∇J."""
-    env = make_env("optrepro/LQR-v0", seed=0, horizon=60).unwrapped
-    K, sigma, gamma = np.array([[0.2, 0.4]]), 0.5, 0.8
-    rng = np.random.default_rng(1)
-    per_ep = []
-    for ep in range(3000):
-        xs, us, rewards = rollout(env, lambda x: -K @ x + sigma * rng.standard_normal(1), seed=10_000 + ep)
-        eps = [(u + K @ x) / sigma for x, u in zip(xs, us)]
-        scores = [(-np.outer(e, x) / sigma).ravel() for e, x in zip(eps, xs)]  # ∇_K log π(u|x), u = -Kx + σ ε
-        per_ep.append(gpomdp_gradient([scores], [rewards], gamma))
-    per_ep = np.array(per_ep)
-    est, se = per_ep.mean(0), per_ep.std(0) / np.sqrt(len(per_ep))
-    exact = -env.exact_grad(K, sigma=sigma, gamma=gamma).ravel()
-    assert np.all(np.abs(est - exact) < 4 * se), (est, exact, se)
-
-
 def test_tabular_exact_gradient_is_the_derivative_of_the_exact_return():
     env = make_env("optrepro/TabularMDP-v0").unwrapped
     theta = np.random.default_rng(0).normal(size=env.R.shape)
