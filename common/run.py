@@ -188,9 +188,17 @@ def same_config(job: Job) -> bool:
         return False
 
 
+def run_threads() -> int:
+    """Torch threads for every run, in the main process and in pool workers alike: float reductions
+    depend on the thread count, so without this the same seed gave different numbers with --jobs 1
+    and --jobs 2. REPRO_THREADS, default 1."""
+    return max(1, int(os.environ.get("REPRO_THREADS", "1")))
+
+
 def execute(job: Job) -> dict:
     """Run one job in this process; always leaves a result.json (unless killed)."""
     from common.registry import get_paper
+    torch.set_num_threads(run_threads())
     paper = get_paper(job.pid)
     spec = paper.load_table(job.table)
     fn = paper.run_fn(spec)
@@ -254,7 +262,6 @@ def _is_main_thread() -> bool:
 
 def _execute_quiet(job: Job) -> dict:
     job.show_progress = False
-    torch.set_num_threads(max(1, int(os.environ.get("REPRO_THREADS", "1"))))
     return execute(job)
 
 

@@ -170,3 +170,20 @@ def test_rl_bad_input_exits_2_before_training(cli, tmp_path, pid, table, row, ov
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
     assert code == 2 and needle in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_runs_use_the_same_thread_count_whatever_jobs(tmp_path, monkeypatch):
+    """Float reductions depend on torch's thread count: an in-process run (--jobs 1) must use
+    REPRO_THREADS like a pool worker does, or a seed's numbers depend on --jobs."""
+    from common.run import execute
+    monkeypatch.delenv("REPRO_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        paper = get_paper("trpo_2015")
+        [job] = plan(paper, "learning_curves", paper.load_table("learning_curves"), "smoke", rows=["trpo_cartpole"],
+                     out=tmp_path)
+        assert execute(job)["status"] == "ok"
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
