@@ -54,3 +54,21 @@ def atomic_torch_save(path: Path, obj) -> None:
 def safe_torch_load(path: Path):
     """Checkpoints hold tensors, numbers, strings, lists and dicts only: weights_only=True."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def cached_torch(path: Path, build):
+    """The object saved at `path`, built by `build()` and saved first if absent. Concurrent runs (pool
+    workers of one `repro run`) wait on a lock file instead of building the same thing twice."""
+    import fcntl
+    path = Path(path)
+    if path.exists():
+        return safe_torch_load(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not path.exists():
+                atomic_torch_save(path, build())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return safe_torch_load(path)

@@ -1,13 +1,14 @@
 """Reusable experiment bodies (one row, one seed) that papers' experiment.py files call:
 classify (image/signal classification), charlm (a tiny GPT on pydoc text), toy2d (2-D test functions),
-bilevel (hypergradients and bilevel algorithms on common.bilevel problems)."""
+bilevel (hypergradients and bilevel algorithms on common.bilevel problems), guidance (guided
+diffusion / flow sampling and its sample-quality metrics)."""
 
 
 def preflight(cfg) -> None:
     """Checks before anything runs (data on disk, optimizer arguments), for any task's config."""
-    from common.tasks import bilevel, charlm, classify, toy2d
+    from common.tasks import bilevel, charlm, classify, guidance, toy2d
     for mod, cls in ((classify, classify.ClassifyConfig), (charlm, charlm.CharLMConfig), (toy2d, toy2d.Toy2DConfig),
-                     (bilevel, bilevel.BilevelConfig)):
+                     (bilevel, bilevel.BilevelConfig), (guidance, guidance.GuidanceConfig)):
         if isinstance(cfg, cls):
             return mod.preflight(cfg)
     raise TypeError(f"no task preflight for {type(cfg).__name__}")

@@ -1,0 +1,173 @@
+"""Conditional denoisers trained with label dropout, and their per-seed cache.
+
+One network gives both predictions: class c in 0..K-1, or K ("no label", seen with probability
+`p_uncond` in training). `mlp` is a small MLP for 2-D data; `unet` is diffusers' UNet2DModel built
+from a config (no weights downloaded) for 1x8x8 digits. `trained_denoiser(spec, seed, root)` trains
+once per (spec, seed), saving EMA weights at the `snapshots` steps under <root>/_cache/diffusion/, so
+every table that uses the same spec and seed reuses one model (early snapshots serve "under-trained"
+rows).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common.diffusion.mixture import GaussianMixture
+from common.diffusion.process import PARAMETERIZATIONS, Process
+from common.errors import ConfigError
+from common.io import cached_torch
+
+ARCHS = ("mlp", "unet")
+
+
+@dataclass
+class ModelSpec:
+    data: str = "mixture"
+    """mixture (GaussianMixture.ring) | digits (sklearn 8x8, train split, scaled to [-1, 1])."""
+    process: str = "vp"
+    param: str = "eps"
+    arch: str = "mlp"
+    width: int = 256
+    """mlp: hidden units (3 hidden layers); unet: channels of the first block (second: 2x)."""
+    p_uncond: float = 0.1
+    steps: int = 4000
+    batch: int = 256
+    lr: float = 1e-3
+    ema: float = 0.999
+    snapshots: list = field(default_factory=list)
+    """Extra steps whose EMA weights are kept (the last step always is)."""
+
+
+def check_spec(m: ModelSpec) -> None:
+    Process(m.process)
+    if m.param not in PARAMETERIZATIONS:
+        raise ConfigError(f"param '{m.param}' unknown; valid: {', '.join(PARAMETERIZATIONS)}")
+    if m.arch not in ARCHS:
+        raise ConfigError(f"arch '{m.arch}' unknown; valid: {', '.join(ARCHS)}")
+    if m.data not in ("mixture", "digits"):
+        raise ConfigError(f"data '{m.data}' unknown; valid: mixture, digits")
+    if not 0 <= m.p_uncond < 1:
+        raise ConfigError(f"p_uncond must be in [0, 1), got {m.p_uncond}")
+    if m.steps < 1 or any(not 0 < s <= m.steps for s in m.snapshots):
+        raise ConfigError(f"need steps >= 1 and snapshots in (0, steps], got {m.steps}, {m.snapshots}")
+
+
+def _time_embedding(t, dim: int):
+    half = dim // 2
+    f = torch.exp(-math.log(1000.0) * torch.arange(half, dtype=torch.float32) / half)
+    a = 1000.0 * t.float()[:, None] * f[None]
+    return torch.cat([a.sin(), a.cos()], 1)
+
+
+class MLPDenoiser(nn.Module):
+    def __init__(self, dim: int, n_classes: int, width: int = 256, temb: int = 64, has_uncond: bool = True):
+        super().__init__()
+        self.n_classes, self.has_uncond, self.temb = n_classes, has_uncond, temb
+        self.cemb = nn.Embedding(n_classes + 1, temb)
+        self.net = nn.Sequential(nn.Linear(dim + temb, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
+                                 nn.Linear(width, width), nn.SiLU(), nn.Linear(width, dim))
+        self.tproj = nn.Sequential(nn.Linear(temb, temb), nn.SiLU(), nn.Linear(temb, temb))
+
+    def forward(self, x, t, c):
+        h = self.tproj(_time_embedding(t, self.temb)) + self.cemb(c)
+        return self.net(torch.cat([x.float(), h], 1)).to(x.dtype)
+
+
+class UNetDenoiser(nn.Module):
+    def __init__(self, n_classes: int, width: int = 32, has_uncond: bool = True):
+        super().__init__()
+        from diffusers import UNet2DModel
+        self.n_classes, self.has_uncond = n_classes, has_uncond
+        self.net = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
+                               block_out_channels=(width, 2 * width), down_block_types=("DownBlock2D", "DownBlock2D"),
+                               up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8,
+                               num_class_embeds=n_classes + 1)
+
+    def forward(self, x, t, c):
+        return self.net(x.float(), 1000.0 * t.float(), class_labels=c).sample.to(x.dtype)
+
+
+def build(spec: ModelSpec, n_classes: int, dim: int = 2) -> nn.Module:
+    has_uncond = spec.p_uncond > 0
+    if spec.arch == "mlp":
+        return MLPDenoiser(dim, n_classes, spec.width, has_uncond=has_uncond)
+    return UNetDenoiser(n_classes, spec.width, has_uncond=has_uncond)
+
+
+def digits_tensors(split: str = "train"):
+    """(images in [-1, 1] as [n, 1, 8, 8], labels) of the fixed digits split used by every diffusion table."""
+    from common.data.core import digits
+    d = digits(seed=0)
+    x, y = (d.x_train, d.y_train) if split == "train" else (d.x_test, d.y_test)
+    return torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8), torch.as_tensor(y, dtype=torch.long)
+
+
+def spec_key(spec: ModelSpec, seed: int) -> str:
+    blob = json.dumps({**asdict(spec), "seed": seed, "v": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def train(spec: ModelSpec, seed: int, log=None) -> dict:
+    """Trains from scratch; returns {"spec", "seed", "snapshots": {step: EMA state dict}, "loss": [...]}."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    process = Process(spec.process)
+    if spec.data == "mixture":
+        mix = GaussianMixture.ring()
+        n_classes, dim = mix.n_classes, 2
+    else:
+        xd, yd = digits_tensors("train")
+        n_classes, dim = 10, None
+    net = build(spec, n_classes, dim or 2)
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
+    lo, hi = process.t_range()
+    keep, losses = {}, []
+    for step in range(1, spec.steps + 1):
+        if spec.data == "mixture":
+            c = torch.randint(0, n_classes, (spec.batch,), generator=gen)
+            x0 = mix.sample(c, gen).float()
+        else:
+            idx = torch.randint(0, len(xd), (spec.batch,), generator=gen)
+            x0, c = xd[idx], yd[idx]
+        drop = torch.rand(spec.batch, generator=gen) < spec.p_uncond
+        c = torch.where(drop, torch.full_like(c, n_classes), c)
+        t = lo + (hi - lo) * torch.rand(spec.batch, generator=gen, dtype=torch.float64)
+        eps = torch.randn(x0.shape, generator=gen)
+        xt = process.noisy(x0, eps, t).float()
+        loss = (net(xt, t.float(), c) - process.target(x0, eps, t, spec.param).float()).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            d = min(spec.ema, (1 + step) / (10 + step))
+            for k, v in net.state_dict().items():
+                ema[k].mul_(d).add_(v.detach(), alpha=1 - d) if v.dtype.is_floating_point else ema[k].copy_(v)
+        losses.append(float(loss))
+        if step in spec.snapshots or step == spec.steps:
+            keep[step] = {k: v.clone() for k, v in ema.items()}
+        if log is not None and (step % 100 == 0 or step == spec.steps):
+            log(step, sum(losses[-100:]) / len(losses[-100:]))
+    return {"spec": asdict(spec), "seed": seed, "snapshots": keep, "loss": losses}
+
+
+def trained_denoiser(spec: ModelSpec, seed: int, root, step: int | None = None, log=None) -> tuple[nn.Module, dict]:
+    """The EMA model of (spec, seed) at `step` (default: the last), trained on first use and cached."""
+    check_spec(spec)
+    path = Path(root) / "_cache" / "diffusion" / f"{spec.data}-{spec.process}-{spec_key(spec, seed)}.pt"
+    blob = cached_torch(path, lambda: train(spec, seed, log))
+    step = spec.steps if step is None else step
+    if step not in blob["snapshots"]:
+        raise ConfigError(f"no snapshot at step {step}; this spec keeps {sorted(blob['snapshots'])}")
+    net = build(spec, GaussianMixture.ring().n_classes if spec.data == "mixture" else 10)
+    net.load_state_dict(blob["snapshots"][step])
+    net.eval()
+    return net, {"path": str(path), "final_loss": sum(blob["loss"][-200:]) / len(blob["loss"][-200:])}

@@ -1,0 +1,97 @@
+"""Guided sampling, one row and one seed: a conditional model (exact, or trained with label dropout and
+cached per seed), a guidance rule, a sampler and a time grid; sample-quality metrics of the result.
+
+Every guidance table of the diffusion-guidance family runs this body (directly, or from a paper's
+experiment.py with extra steps such as a schedule search). Each run writes samples.pt (the first
+`figure_per_class` samples of each class) for the report's sample figure, and logs per step whatever
+its rule traces (AG's cosine similarity, CFG-Zero*'s s*).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from common.config import BaseConfig
+from common.diffusion.guidance import make_rule
+from common.diffusion.metrics import digits_metrics, mixture_metrics
+from common.diffusion.mixture import ExactDenoiser, GaussianMixture
+from common.diffusion.models import ModelSpec, check_spec, trained_denoiser
+from common.diffusion.process import Process
+from common.diffusion.samplers import SAMPLERS, sample
+from common.errors import ConfigError
+from common.io import atomic_torch_save
+
+
+@dataclass
+class GuidanceConfig(BaseConfig):
+    model: ModelSpec = field(default_factory=ModelSpec)
+    exact: bool = False
+    """Mixture only: sample with the closed-form model instead of a trained one (no training)."""
+    snapshot: int = 0
+    """Training step of the weights to sample with (0: the last; others must be in model.snapshots)."""
+    rule: str = "cfg"
+    scale: float = 1.0
+    """γ: guided = u + γ (c - u) for CFG (1: conditional only, 0: unconditional only)."""
+    rule_args: dict = field(default_factory=dict)
+    sampler: str = "ddim"
+    grid: str = "uniform"
+    steps: int = 50
+    times: list = field(default_factory=list)
+    """grid: custom only: the steps + 1 decreasing times, ending at 0."""
+    per_class: int = 45
+    figure_per_class: int = 8
+
+
+def preflight(cfg: GuidanceConfig) -> None:
+    check_spec(cfg.model)
+    if cfg.exact and cfg.model.data != "mixture":
+        raise ConfigError("exact: true needs data: mixture (only the mixture has a closed-form model)")
+    if cfg.sampler not in SAMPLERS:
+        raise ConfigError(f"sampler '{cfg.sampler}' unknown; valid: {', '.join(SAMPLERS)}")
+    Process(cfg.model.process).grid(cfg.grid, cfg.steps, cfg.times)
+    rule = make_rule(cfg.rule, cfg.scale, cfg.rule_args)
+    if rule.needs_uncond and cfg.model.p_uncond == 0 and not cfg.exact:
+        raise ConfigError(f"rule '{cfg.rule}' at scale {cfg.scale:g} needs the unconditional prediction, but the "
+                          "model is trained without label dropout (model.p_uncond = 0)")
+    if cfg.snapshot and cfg.snapshot not in cfg.model.snapshots + [cfg.model.steps]:
+        raise ConfigError(f"snapshot {cfg.snapshot} is not kept; model.snapshots = {cfg.model.snapshots}")
+    if cfg.per_class < 2:
+        raise ConfigError(f"per_class must be >= 2, got {cfg.per_class}")
+
+
+def load_model(cfg: GuidanceConfig, ctx):
+    """(model, process, info) for a config; trains and caches under the runs root on first use."""
+    process = Process(cfg.model.process)
+    if cfg.exact:
+        return ExactDenoiser(GaussianMixture.ring(), process, cfg.model.param), process, {"train_loss": 0.0}
+    root = getattr(ctx, "out_root", None) or Path("runs")
+    log = (lambda s, loss: ctx.log(s, train_loss=loss)) if cfg.snapshot in (0, cfg.model.steps) else None
+    net, info = trained_denoiser(cfg.model, cfg.seed, root, cfg.snapshot or None, log=log)
+    return net, process, {"train_loss": info["final_loss"]}
+
+
+def run(cfg: GuidanceConfig, ctx) -> dict:
+    model, process, info = load_model(cfg, ctx)
+    return sample_and_score(cfg, ctx, model, process, process.grid(cfg.grid, cfg.steps, cfg.times), info)
+
+
+def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dict | None = None) -> dict:
+    mix = GaussianMixture.ring() if cfg.model.data == "mixture" else None
+    n_classes = mix.n_classes if mix else 10
+    labels = torch.arange(n_classes).repeat_interleave(cfg.per_class)
+    gen = torch.Generator().manual_seed(10_000 + cfg.seed)
+    rule = make_rule(cfg.rule, cfg.scale, cfg.rule_args)
+    shape, dtype = ((2,), torch.float64) if mix else ((1, 8, 8), torch.float32)
+    x, info = sample(model, process, cfg.model.param, rule, times, labels, gen, cfg.sampler, shape=shape, dtype=dtype)
+    for i, v in enumerate(rule.trace):
+        ctx.log(i, trace=v)
+    if mix:
+        out = mixture_metrics(x, labels, mix, torch.Generator().manual_seed(20_000 + cfg.seed))
+    else:
+        out = digits_metrics(x, labels, getattr(ctx, "out_root", None) or Path("runs"))
+    keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(n_classes)])
+    atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep],
+                                                     "data": cfg.model.data})
+    return {**out, "nfe": info["nfe"], **(extra or {})}
