@@ -24,6 +24,9 @@ from common.errors import ConfigError
 from common.io import cached_torch
 
 ARCHS = ("mlp", "unet")
+FULL_SCALE = {"imagenet64": "ImageNet 64x64 class-conditional diffusion model",
+              "imagenet256": "ImageNet 256x256 class-conditional latent model",
+              "text2image": "a text-to-image model such as Stable Diffusion"}
 
 
 @dataclass
@@ -50,6 +53,10 @@ def check_spec(m: ModelSpec) -> None:
         raise ConfigError(f"param '{m.param}' unknown; valid: {', '.join(PARAMETERIZATIONS)}")
     if m.arch not in ARCHS:
         raise ConfigError(f"arch '{m.arch}' unknown; valid: {', '.join(ARCHS)}")
+    if m.data in FULL_SCALE:
+        raise ConfigError(f"data '{m.data}' is the paper's full-scale setting: it needs the paper's pretrained model "
+                          f"({FULL_SCALE[m.data]}), which this repository does not download or load yet; "
+                          "run --scale mini")
     if m.data not in ("mixture", "digits"):
         raise ConfigError(f"data '{m.data}' unknown; valid: mixture, digits")
     if not 0 <= m.p_uncond < 1:
