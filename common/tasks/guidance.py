@@ -87,6 +87,8 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
     x, info = sample(model, process, cfg.model.param, rule, times, labels, gen, cfg.sampler, shape=shape, dtype=dtype)
     for i, v in enumerate(rule.trace):
         ctx.log(i, trace=v)
+    finite = [v for v in rule.trace if v == v]
+    trace = {"trace": sum(finite) / len(finite)} if finite else {}  # the per-step series' mean, for result.json
     if mix:
         out = mixture_metrics(x, labels, mix, torch.Generator().manual_seed(20_000 + cfg.seed))
     else:
@@ -94,4 +96,4 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
     keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(n_classes)])
     atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep],
                                                      "data": cfg.model.data})
-    return {**out, "nfe": info["nfe"], **(extra or {})}
+    return {**out, "nfe": info["nfe"], **trace, **(extra or {})}
