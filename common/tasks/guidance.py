@@ -96,4 +96,6 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
     keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(n_classes)])
     atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep],
                                                      "data": cfg.model.data})
-    return {**out, "nfe": info["nfe"], **trace, **(extra or {})}
+    result = {**out, "nfe": info["nfe"], **(extra or {})}
+    ctx.log(len(times) - 1, **result)  # the final metrics close metrics.jsonl (after any per-step trace)
+    return {**result, **trace}
