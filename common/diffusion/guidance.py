@@ -72,10 +72,10 @@ class CFGZeroStar(CFG):
         self.zero_steps, self.optimized_scale = zero_steps, optimized_scale
 
     def branches(self, i, t):
-        c, u = super().branches(i, t)
-        if i < self.zero_steps:
-            return c & False, u & False
-        return c, u
+        if i < self.zero_steps:  # zero velocity: no branch is evaluated
+            none = torch.zeros(self.n, dtype=torch.bool)
+            return none, none
+        return super().branches(i, t)
 
     def __call__(self, cond, uncond, i, t, x):
         if i < self.zero_steps:

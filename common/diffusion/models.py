@@ -100,11 +100,16 @@ class UNetDenoiser(nn.Module):
         return self.net(x.float(), 1000.0 * t.float(), class_labels=c).sample.to(x.dtype)
 
 
-def build(spec: ModelSpec, n_classes: int, dim: int = 2) -> nn.Module:
+def n_classes(data: str) -> int:
+    """Number of labels of a dataset (the 'no label' index is this number)."""
+    return GaussianMixture.ring().n_classes if data == "mixture" else 10
+
+
+def build(spec: ModelSpec) -> nn.Module:
     has_uncond = spec.p_uncond > 0
     if spec.arch == "mlp":
-        return MLPDenoiser(dim, n_classes, spec.width, has_uncond=has_uncond)
-    return UNetDenoiser(n_classes, spec.width, has_uncond=has_uncond)
+        return MLPDenoiser(2, n_classes(spec.data), spec.width, has_uncond=has_uncond)
+    return UNetDenoiser(n_classes(spec.data), spec.width, has_uncond=has_uncond)
 
 
 def digits_tensors(split: str = "train"):
@@ -125,13 +130,12 @@ def train(spec: ModelSpec, seed: int, log=None) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     process = Process(spec.process)
+    null = n_classes(spec.data)  # also the 'no label' index
     if spec.data == "mixture":
         mix = GaussianMixture.ring()
-        n_classes, dim = mix.n_classes, 2
     else:
         xd, yd = digits_tensors("train")
-        n_classes, dim = 10, None
-    net = build(spec, n_classes, dim or 2)
+    net = build(spec)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
@@ -139,13 +143,13 @@ def train(spec: ModelSpec, seed: int, log=None) -> dict:
     keep, losses = {}, []
     for step in range(1, spec.steps + 1):
         if spec.data == "mixture":
-            c = torch.randint(0, n_classes, (spec.batch,), generator=gen)
+            c = torch.randint(0, null, (spec.batch,), generator=gen)
             x0 = mix.sample(c, gen).float()
         else:
             idx = torch.randint(0, len(xd), (spec.batch,), generator=gen)
             x0, c = xd[idx], yd[idx]
         drop = torch.rand(spec.batch, generator=gen) < spec.p_uncond
-        c = torch.where(drop, torch.full_like(c, n_classes), c)
+        c = torch.where(drop, torch.full_like(c, null), c)
         t = lo + (hi - lo) * torch.rand(spec.batch, generator=gen, dtype=torch.float64)
         eps = torch.randn(x0.shape, generator=gen)
         xt = process.noisy(x0, eps, t).float()
@@ -174,7 +178,7 @@ def trained_denoiser(spec: ModelSpec, seed: int, root, step: int | None = None, 
     step = spec.steps if step is None else step
     if step not in blob["snapshots"]:
         raise ConfigError(f"no snapshot at step {step}; this spec keeps {sorted(blob['snapshots'])}")
-    net = build(spec, GaussianMixture.ring().n_classes if spec.data == "mixture" else 10)
+    net = build(spec)
     net.load_state_dict(blob["snapshots"][step])
     net.eval()
     return net, {"path": str(path), "final_loss": sum(blob["loss"][-200:]) / len(blob["loss"][-200:])}

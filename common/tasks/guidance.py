@@ -17,7 +17,7 @@ from common.config import BaseConfig
 from common.diffusion.guidance import make_rule
 from common.diffusion.metrics import digits_metrics, mixture_metrics
 from common.diffusion.mixture import ExactDenoiser, GaussianMixture
-from common.diffusion.models import ModelSpec, check_spec, trained_denoiser
+from common.diffusion.models import ModelSpec, check_spec, n_classes, trained_denoiser
 from common.diffusion.process import Process
 from common.diffusion.samplers import SAMPLERS, sample
 from common.errors import ConfigError
@@ -79,8 +79,8 @@ def run(cfg: GuidanceConfig, ctx) -> dict:
 
 def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dict | None = None) -> dict:
     mix = GaussianMixture.ring() if cfg.model.data == "mixture" else None
-    n_classes = mix.n_classes if mix else 10
-    labels = torch.arange(n_classes).repeat_interleave(cfg.per_class)
+    k = n_classes(cfg.model.data)
+    labels = torch.arange(k).repeat_interleave(cfg.per_class)
     gen = torch.Generator().manual_seed(10_000 + cfg.seed)
     rule = make_rule(cfg.rule, cfg.scale, cfg.rule_args)
     shape, dtype = ((2,), torch.float64) if mix else ((1, 8, 8), torch.float32)
@@ -93,7 +93,7 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
         out = mixture_metrics(x, labels, mix, torch.Generator().manual_seed(20_000 + cfg.seed))
     else:
         out = digits_metrics(x, labels, getattr(ctx, "out_root", None) or Path("runs"))
-    keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(n_classes)])
+    keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(k)])
     atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep],
                                                      "data": cfg.model.data})
     result = {**out, "nfe": info["nfe"], **(extra or {})}

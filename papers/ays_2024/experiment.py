@@ -61,7 +61,8 @@ def run(cfg: Config, ctx) -> dict:
         rs, before, after = optimize(D, rs, x0, c, eps, cfg.opt_sweeps, cfg.opt_candidates, cfg.opt_quad)
         times = torch.tensor([float(times[0])] + [process.t_of_ratio(r) for r in rs[1:-1]] + [0.0],
                              dtype=torch.float64)
-        extra["klub_start"] = before
-    extra["klub"] = float(klub_terms(D, rs, x0, c, eps, cfg.opt_quad).sum())
+        extra["klub_start"], extra["klub"] = before, after
+    else:
+        extra["klub"] = float(klub_terms(D, rs, x0, c, eps, cfg.opt_quad).sum())
     (Path(ctx.dir) / "schedule.json").write_text(json.dumps({"t": times.tolist(), "sigma_over_alpha": rs}))
     return guidance.sample_and_score(cfg, ctx, model, process, times, extra)

@@ -165,8 +165,15 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("ppo_ewma_2022", "batch_invariance", "ppo_c1", "batch_factor=3", "divide n_envs"),
     ("harpg_2022", "cartpole", "nharpg", "algo=harpg", "valid: reinforce"),
     ("polyak_pg_2024", "reinforce", "polyak_runmax_cartpole", "env=optrepro/TabularMDP-v0", "observation space"),
+    ("cfg_2022", "digits_sweep", "w2", "scale=-1.0", "guidance scale must be a finite number >= 0"),
+    ("apg_2024", "digits_high_scale", "apg_10", "scale=nan", "guidance scale must be a finite number >= 0"),
+    ("guided_flows_2023", "digits_nfe", "flow_4", "steps=0", "steps must be an integer >= 1"),
+    ("cfgzero_2025", "mixture", "zero_early", "model.p_uncond=0.0", "trained without label dropout"),
+    ("adaptive_guidance_2023", "digits", "ag_0_999", "rule=pag", "guidance rule 'pag' unknown"),
+    ("ays_2024", "mixture", "ays_5", "sampler=dpm", "sampler 'dpm' unknown"),
+    ("cfg_2022", "digits_sweep", "w2", "model.data=cifar", "data 'cifar' unknown"),
 ])
-def test_rl_bad_input_exits_2_before_training(cli, tmp_path, pid, table, row, override, needle):
+def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
     assert code == 2 and needle in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()
@@ -188,20 +195,6 @@ def test_runs_use_the_same_thread_count_whatever_jobs(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(before)
 
-
-@pytest.mark.parametrize("pid,table,row,override,needle", [
-    ("cfg_2022", "digits_sweep", "w2", "scale=-1.0", "guidance scale must be a finite number >= 0"),
-    ("apg_2024", "digits_high_scale", "apg_10", "scale=nan", "guidance scale must be a finite number >= 0"),
-    ("guided_flows_2023", "digits_nfe", "flow_4", "steps=0", "steps must be an integer >= 1"),
-    ("cfgzero_2025", "mixture", "zero_early", "model.p_uncond=0.0", "trained without label dropout"),
-    ("adaptive_guidance_2023", "digits", "ag_0_999", "rule=pag", "guidance rule 'pag' unknown"),
-    ("ays_2024", "mixture", "ays_5", "sampler=dpm", "sampler 'dpm' unknown"),
-    ("cfg_2022", "digits_sweep", "w2", "model.data=cifar", "data 'cifar' unknown"),
-])
-def test_guidance_bad_input_exits_2_before_sampling(cli, tmp_path, pid, table, row, override, needle):
-    code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
-    assert code == 2 and needle in err and "Traceback" not in err, err
-    assert not (tmp_path / "runs").exists()
 
 
 def test_guidance_full_scale_stops_with_exit_2(cli, tmp_path):
