@@ -1,0 +1,108 @@
+"""Peak memory of one training (or inference) step, measured, on the same model and batch.
+
+- `peak_tensor_bytes(fn, device)`: the most tensor memory alive at once while fn() runs, counting the
+  tensors that existed before (parameters, batch, optimizer state). On CUDA this is
+  `torch.cuda.max_memory_allocated`; on the CPU it is the running sum of PyTorch's own allocation and
+  free events, recorded by `torch.profiler` with profile_memory=True (the CPU allocator reports every
+  allocation there), so it is exact and does not depend on what else the process holds.
+- `peak_rss_bytes(...)`: the same step in a fresh Python process, as the kernel sees it: VmHWM minus
+  the resident size before the model was built (glibc's mmap threshold is pinned so that freed large
+  blocks go back to the system). A cross-check of the first that includes allocator overheads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+
+def tensors_bytes(objs) -> int:
+    """Bytes of the distinct storages among tensors found in (nested) lists, tuples and dicts."""
+    seen, total = set(), 0
+
+    def visit(o):
+        nonlocal total
+        if isinstance(o, torch.Tensor):
+            st = o.untyped_storage()
+            if st.data_ptr() not in seen:
+                seen.add(st.data_ptr())
+                total += st.nbytes()
+        elif isinstance(o, dict):
+            for v in o.values():
+                visit(v)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                visit(v)
+
+    visit(objs)
+    return total
+
+
+def peak_tensor_bytes(fn, live, device: str = "cpu") -> int:
+    """Peak tensor bytes while fn() runs: the bytes of `live` (the tensors already held: parameters,
+    batch, optimizer state) plus the highest net allocation during fn()."""
+    base = tensors_bytes(live)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return base + torch.cuda.max_memory_allocated() - start
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    cur = peak = 0
+    for _, b in events:
+        cur += b
+        peak = max(peak, cur)
+    return base + peak
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{key} not in /proc/self/status")
+
+
+def reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes(module: str, func: str, kwargs: dict, timeout: int = 600) -> dict:
+    """Run `module.func(**kwargs)` in a fresh Python process; it must call `rss_probe(prepare, step)`
+    and return its result. Returns {"rss_peak": bytes, "rss_before": bytes} or {} where /proc is absent."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return {}
+    code = (f"import json, {module} as m; print('RSS-RESULT ' + json.dumps(m.{func}(**json.loads({json.dumps(json.dumps(kwargs))}))))")
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+    for line in out.stdout.splitlines():
+        if line.startswith("RSS-RESULT "):
+            return json.loads(line[len("RSS-RESULT "):])
+    raise RuntimeError(f"memory probe failed (exit {out.returncode}): {out.stderr[-2000:]}")
+
+
+def rss_probe(prepare, step) -> dict:
+    """In the probe process: RSS before prepare() (model, batch, optimizer built there), then the
+    peak RSS over step(prepare's result)."""
+    torch.set_num_threads(1)
+    before = _status_kb("VmRSS") * 1024
+    obj = prepare()
+    if not reset_hwm():
+        return {}
+    step(obj)
+    return {"rss_peak": _status_kb("VmHWM") * 1024 - before, "rss_before": before}

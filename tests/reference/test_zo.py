@@ -1,0 +1,256 @@
+"""common.zo against closed forms: smoothed gradients of a quartic, exact finite differences,
+autograd for forward gradients, and bit-for-bit checks of the seeded perturbation."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from common.errors import ConfigError
+from common.zo import ParamSpace, ZOOptimizer, add_, cge, forward_grad, magnitude_masks, perturbed, random_masks, rge
+from common.zo.estimators import flat_params, selected_coords
+from common.zo.memory import peak_tensor_bytes
+
+
+class Quartic(nn.Module):
+    """f(x) = Σ x_i^4 / 4 + b·x: ∇f = x^3 + b; Gaussian smoothing E f(x + μu) has ∇ = x^3 + 3μ^2 x + b."""
+
+    def __init__(self, x):
+        super().__init__()
+        self.lin = nn.Linear(1, x.numel(), bias=False)
+        with torch.no_grad():
+            self.lin.weight.copy_(x.reshape(-1, 1))
+        self.b = torch.linspace(-1, 1, x.numel(), dtype=x.dtype)
+
+    def forward(self):
+        x = self.lin(torch.ones(1, dtype=self.b.dtype))  # = the weight column, through the module's forward
+        return (x ** 4).sum() / 4 + (self.b * x).sum()
+
+
+def _mean_and_se(samples):
+    s = torch.stack(samples)
+    return s.mean(0), s.std(0) / math.sqrt(len(samples))
+
+
+@pytest.mark.parametrize("dist,two_sided", [("gaussian", True), ("gaussian", False), ("sphere", True)])
+def test_rge_is_unbiased_for_the_smoothed_gradient(dist, two_sided):
+    torch.manual_seed(0)
+    x = torch.tensor([0.9, -0.6, 0.4, 1.1, -1.0], dtype=torch.float64)
+    f = Quartic(x).double()
+    d, mu = x.numel(), 0.3
+    sp = ParamSpace(f.parameters(), dist=dist)
+    samples = [rge(f, f, sp, [s], mu, two_sided).dense(sp)[0].reshape(-1) for s in range(20000)]
+    mean, se = _mean_and_se(samples)
+    var = 3 * mu ** 2 if dist == "gaussian" else 3 * (mu * math.sqrt(d)) ** 2 / (d + 2)  # ball of radius mu sqrt(d)
+    smoothed = x ** 3 + var * x + f.b
+    assert ((mean - smoothed).abs() < 4 * se).all(), (mean, smoothed, se)
+    # the test can tell the smoothed from the plain gradient: the smoothing term exceeds the tolerance
+    assert ((var * x).abs() > 4 * se).any()
+
+
+def test_multi_query_average_cuts_the_variance_by_q():
+    x = torch.tensor([0.5, -0.2, 0.8, 0.1], dtype=torch.float64)
+    f = Quartic(x).double()
+    sp = ParamSpace(f.parameters())
+    one = torch.stack([rge(f, f, sp, [s], 1e-3).dense(sp)[0].reshape(-1) for s in range(4000)])
+    four = torch.stack([rge(f, f, sp, [4 * s + j + 10**6 for j in range(4)], 1e-3).dense(sp)[0].reshape(-1)
+                        for s in range(1000)])
+    ratio = float(one.var(0).sum() / four.var(0).sum())
+    assert 3.2 < ratio < 4.8
+
+
+def test_two_sided_difference_is_the_directional_derivative_on_a_quadratic():
+    torch.manual_seed(1)
+    m = nn.Linear(6, 1).double()
+    A = torch.randn(6, 6, dtype=torch.float64)
+    A = A @ A.T
+    X = torch.randn(6, dtype=torch.float64)
+
+    def loss():
+        w = m.weight.reshape(-1)
+        return 0.5 * w @ A @ w + X @ w + m.bias.sum() ** 2
+
+    sp = ParamSpace(m.parameters())
+    with pytest.raises(ConfigError, match="never used inside their own module"):  # the loss reads m.weight directly
+        rge(loss, m, sp, [7], 0.5)
+    before = [p.detach().clone() for p in m.parameters()]
+    est = rge(loss, m, sp, [7], 0.5, inplace=True)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-15) for a, b in zip(before, m.parameters()))
+    m.zero_grad()
+    loss().backward()
+    z = sp.dense(7)
+    exact = sum(float((p.grad * zi).sum()) for p, zi in zip(sp.params, z))
+    assert est.coefs[0] == pytest.approx(exact, rel=1e-10)
+
+
+def test_perturbed_forward_equals_an_explicit_copy_and_leaves_theta_bit_for_bit():
+    torch.manual_seed(0)
+    from common.models import tiny_gpt
+    model = tiny_gpt(50, 16, d_model=32, n_layer=2, n_head=2)  # tied embeddings: one Parameter, two modules
+    ids = torch.randint(0, 50, (3, 16))
+    before = [p.detach().clone() for p in model.parameters()]
+    sp = ParamSpace(model.parameters())
+    with perturbed(model, sp, 123, 1e-2):
+        out = model(ids)
+    copy = tiny_gpt(50, 16, d_model=32, n_layer=2, n_head=2)
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for i, p in enumerate(copy.parameters()):
+            p.add_(1e-2 * sp.z(i, 123))
+        ref = copy(ids)
+    assert torch.equal(out, ref)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_same_seed_regenerates_the_same_direction_and_inplace_roundtrip_drift_is_measured():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 8))
+    sp = ParamSpace(m.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(sp.dense(5), sp.dense(5)))
+    assert not torch.equal(sp.dense(5)[0], sp.dense(6)[0])
+    before = [p.detach().clone() for p in m.parameters()]
+    # MeZO's literal in-place sequence +eps z, -2 eps z, +eps z
+    add_(sp, 5, 1e-3)
+    add_(sp, 5, -2e-3)
+    add_(sp, 5, 1e-3)
+    diffs = torch.cat([(p.detach() - b).abs().reshape(-1) for p, b in zip(m.parameters(), before)])
+    changed = float((diffs > 0).float().mean())
+    # in float32 some entries do not come back exactly (rounding); they move by about an ulp of 1e-3 z
+    assert diffs.max() < 1e-8 * 1e3
+    assert changed < 0.5
+
+
+def test_zo_sgd_step_moves_theta_by_exactly_minus_lr_times_the_estimate():
+    torch.manual_seed(0)
+    m = nn.Linear(5, 3)
+    x, y = torch.randn(16, 5), torch.randn(16, 3)
+    def closure():
+        return ((m(x) - y) ** 2).mean()
+    opt = ZOOptimizer(m, lr=0.1, eps=1e-3, seed=3)
+    before = [p.detach().clone() for p in m.parameters()]
+    opt.step(closure)
+    seed = 3 * 1_000_000 + 1  # step t = 1, query 0
+    # recompute the projected gradient at θ with the same seed on a copy
+    m2 = nn.Linear(5, 3)
+    with torch.no_grad():
+        for p, b in zip(m2.parameters(), before):
+            p.copy_(b)
+    sp2 = ParamSpace(m2.parameters())
+    est = rge(lambda: ((m2(x) - y) ** 2).mean(), m2, sp2, [seed], 1e-3)
+    for i, (p, b) in enumerate(zip(m.parameters(), before)):
+        assert torch.allclose(p.detach(), b - 0.1 * est.coefs[0] * sp2.z(i, seed), atol=1e-7)
+
+
+def test_cge_equals_finite_differences_and_the_gradient_plus_half_mu_diagonal_on_a_quadratic():
+    torch.manual_seed(0)
+    d = 12
+    A = torch.randn(d, d, dtype=torch.float64)
+    A = A @ A.T
+    b = torch.randn(d, dtype=torch.float64)
+    theta = torch.randn(d, dtype=torch.float64)
+    f = lambda th: 0.5 * ((th @ A) * th).sum(-1) + th @ b  # batched over rows
+    coords = torch.tensor([0, 3, 4, 11])
+    g, f0, queries = cge(f, theta, coords, 1e-2, batch=3)
+    loop = torch.zeros(d, dtype=torch.float64)
+    for i in coords.tolist():
+        e = torch.zeros(d, dtype=torch.float64)
+        e[i] = 1e-2
+        loop[i] = (f(theta + e) - f(theta)) / 1e-2
+    assert torch.allclose(g, loop, rtol=0, atol=1e-12)
+    exact = A @ theta + b + 0.5 * 1e-2 * torch.diagonal(A)
+    assert torch.allclose(g[coords], exact[coords], atol=1e-9)
+    assert (g[[1, 2, 5]] == 0).all() and queries == 5
+
+
+def test_forward_grad_equals_directional_derivative_times_direction():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    x = torch.randn(10, 4, dtype=torch.float64)
+    sp = ParamSpace(m.parameters())
+    names = [n for n, _ in m.named_parameters()]
+
+    def loss_of(params):
+        return torch.func.functional_call(m, dict(zip(names, params)), (x,)).square().mean()
+
+    est = forward_grad(loss_of, sp, 9)
+    m.zero_grad()
+    m(x).square().mean().backward()
+    exact = sum(float((p.grad * z).sum()) for p, z in zip(sp.params, sp.dense(9)))
+    assert est.coefs[0] == pytest.approx(exact, rel=1e-10)
+
+
+def test_masks_restrict_the_direction_and_magnitude_masks_follow_the_weights():
+    torch.manual_seed(0)
+    m = nn.Linear(20, 10)
+    masks = magnitude_masks(list(m.parameters()), 0.25)
+    assert masks[1] is None and isinstance(masks[0], float)
+    sp = ParamSpace(m.parameters(), masks)
+    z = sp.z(0, 1)
+    small = m.weight.detach().abs() <= masks[0]
+    assert ((z != 0) == small).all() and int(small.sum()) == 50
+    assert sp.selected() == 50 + 10
+    rm = random_masks(list(m.parameters()), 0.1, seed=0)
+    assert int(rm[0].sum()) == 20
+    assert int((ParamSpace(m.parameters(), rm).z(0, 3) != 0).sum()) == 20
+    coords = selected_coords(ParamSpace(m.parameters(), rm))
+    assert coords.numel() == 30 and flat_params(sp).numel() == 210
+
+
+def test_bad_input_is_refused_before_any_step():
+    m = nn.Linear(3, 2)
+    before = [p.detach().clone() for p in m.parameters()]
+    for eps in (0, -1e-3, float("nan")):
+        with pytest.raises(ConfigError, match="eps"):
+            ZOOptimizer(m, lr=0.1, eps=eps)
+    with pytest.raises(ConfigError, match="selects no parameter"):
+        ParamSpace(m.parameters(), [torch.zeros(2, 3, dtype=torch.bool), torch.zeros(2, dtype=torch.bool)])
+    for inplace in (False, True):
+        opt = ZOOptimizer(m, lr=0.1, eps=1e-3, inplace=inplace)
+        with pytest.raises(ConfigError, match="scalar"):
+            opt.step(lambda: m(torch.ones(4, 3)).sum(0))
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    with pytest.raises(ConfigError, match="density"):
+        magnitude_masks(list(m.parameters()), 0.0)
+
+
+@pytest.mark.parametrize("method", ["zo_sgd", "zo_sign", "zo_mmt", "zo_cons", "zo_adam", "forward_grad"])
+def test_every_method_decreases_a_least_squares_loss(method):
+    torch.manual_seed(0)
+    m = nn.Linear(8, 1)
+    x = torch.randn(256, 8)
+    y = x @ torch.randn(8, 1) + 0.3
+    names = [n for n, _ in m.named_parameters()]
+    closure = lambda: ((m(x) - y) ** 2).mean()
+    loss_fn = lambda ps: ((torch.func.functional_call(m, dict(zip(names, ps)), (x,)) - y) ** 2).mean()
+    lr = {"zo_sign": 5e-3, "zo_adam": 2e-2}.get(method, 1e-2)
+    opt = ZOOptimizer(m, lr=lr, method=method, eps=1e-3, seed=1, momentum=0.5)
+    start = float(closure())
+    for _ in range(300):
+        opt.step(closure, loss_fn=loss_fn)
+    assert float(closure()) < 0.5 * start
+
+
+def test_peak_tensor_memory_counts_adam_state_and_not_inference():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(512, 512), nn.Linear(512, 512))
+    x = torch.randn(8, 512)
+    params = list(m.parameters())
+    pbytes = sum(p.numel() * 4 for p in params)
+
+    def infer():
+        with torch.no_grad():
+            m(x)
+
+    opt = torch.optim.Adam(params)
+
+    def adam_step():
+        m(x).square().mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    inf = peak_tensor_bytes(infer, [params, x])
+    fo = peak_tensor_bytes(adam_step, [params, x])
+    # inference: parameters + batch + two activations of 8 x 512
+    assert pbytes <= inf < pbytes + 64 * 1024
+    # Adam: at least parameters + gradients + two moments
+    assert fo >= 4 * pbytes
