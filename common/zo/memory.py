@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU profiler's C++ logger: keep its info lines off stderr
 
 def tensors_bytes(objs) -> int:
     """Bytes of the distinct storages among tensors found in (nested) lists, tuples and dicts."""
