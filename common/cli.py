@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", help="lint every paper against the contract")
 
-    s = sub.add_parser("bench", help="time one optimizer step: `repro bench optimizers`")
-    s.add_argument("what", choices=["optimizers"])
+    s = sub.add_parser("bench", help="time one optimizer step (`repro bench optimizers`) or measure ZO memory "
+                                     "and time against inference (`repro bench zo`)")
+    s.add_argument("what", choices=["optimizers", "zo"])
+    s.add_argument("--device", default="cpu", help="zo: cpu or cuda")
+    s.add_argument("--d-model", type=int, default=512, help="zo: width of the byte-level GPT-2 (8 layers)")
     s.add_argument("--only", default=None, help="comma-separated optimizer names (default: every paper's)")
     s.add_argument("--steps", type=int, default=30, help="timed steps per optimizer")
     s.add_argument("--write", default=None, help="also write the markdown table here "
@@ -213,6 +216,8 @@ def cmd_check(a):
 
 def cmd_bench(a):
     from common.meta import hardware
+    if a.what == "zo":
+        return _bench_zo(a, hardware)
     from common.optim import bench, registry
     names = _split(a.only)
     if names:
@@ -222,6 +227,25 @@ def cmd_bench(a):
     if a.steps < 1:
         raise UsageError("--steps must be >= 1")
     md = bench.markdown(bench.run(names, a.steps), hardware())
+    print(md)
+    if a.write:
+        from common.io import atomic_write_text
+        atomic_write_text(Path(a.write), md)
+    return 0
+
+
+def _bench_zo(a, hardware):
+    import torch
+
+    from common.zo import bench
+    if a.device not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu or cuda, got {a.device}")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device here")
+    if a.steps < 1 or a.d_model < 8 or a.d_model % 8:
+        raise UsageError("--steps must be >= 1 and --d-model a multiple of 8")
+    spec = {"d_model": a.d_model}
+    md = bench.markdown(bench.run(spec=spec, reps=min(a.steps, 5), device=a.device), spec, hardware(), a.device)
     print(md)
     if a.write:
         from common.io import atomic_write_text

@@ -69,6 +69,9 @@ def preflight(cfg: ZOFinetuneConfig) -> None:
         raise ConfigError(f"mask '{cfg.mask}' unknown; valid: {', '.join(MASKS)}")
     if not 0 < cfg.density <= 1:
         raise ConfigError(f"density must be in (0, 1], got {cfg.density}")
+    if (cfg.mask == "none") != (cfg.density == 1):
+        raise ConfigError(f"mask '{cfg.mask}' with density {cfg.density}: a mask needs density < 1, and density < 1 "
+                          "needs a mask (magnitude, random or sensitivity)")
     if cfg.mask != "none" and cfg.method not in METHODS:
         raise ConfigError(f"mask '{cfg.mask}' applies to the ZO methods only, not {cfg.method}")
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.q < 1 or cfg.eval_every < 1:
@@ -152,6 +155,7 @@ def run(cfg: ZOFinetuneConfig, ctx) -> dict:
     twin_closure = lambda xb, yb, params=None: (lambda: prompt_loss(twin, xb, yb, verb)) if params is None else \
         (lambda: prompt_loss(lambda ids: torch.func.functional_call(twin, params, (ids,)), xb, yb, verb))
     step_twin, opt_twin = make_stepper(cfg, twin, twin_closure, (xb0, yb0))
+    step_twin(xb0, yb0)  # warm-up: optimizer state (Adam's moments, ZO momentum) exists from here on
     mem_step = peak_tensor_bytes(lambda: step_twin(xb0, yb0), [list(twin.parameters()), xb0, _opt_state(opt_twin)])
     del twin, opt_twin, step_twin
 

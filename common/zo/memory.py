@@ -98,9 +98,13 @@ def peak_rss_bytes(module: str, func: str, kwargs: dict, timeout: int = 600) -> 
 
 
 def rss_probe(prepare, step) -> dict:
-    """In the probe process: RSS before prepare() (model, batch, optimizer built there), then the
-    peak RSS over step(prepare's result)."""
+    """In the probe process: RSS before prepare() (model, batch, optimizer built there; run once before
+    so that imports are not counted), then the peak RSS over step(prepare's result)."""
+    import gc
     torch.set_num_threads(1)
+    warm = prepare()  # imports and one-time allocations (transformers' modules) are not the step's
+    del warm
+    gc.collect()
     before = _status_kb("VmRSS") * 1024
     obj = prepare()
     if not reset_hwm():

@@ -172,6 +172,14 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("adaptive_guidance_2023", "digits", "ag_0_999", "rule=pag", "guidance rule 'pag' unknown"),
     ("ays_2024", "mixture", "ays_5", "sampler=dpm", "sampler 'dpm' unknown"),
     ("cfg_2022", "digits_sweep", "w2", "model.data=cifar", "data 'cifar' unknown"),
+    ("mezo_2023", "prompt_ft", "mezo", "eps=0.0", "perturbation scale eps must be a finite number > 0"),
+    ("zobench_2024", "optimizers", "zo_sgd", "eps=-0.001", "perturbation scale eps must be a finite number > 0"),
+    ("zobench_2024", "optimizers", "zo_sgd", "method=zo_lion", "method 'zo_lion' unknown"),
+    ("sparse_mezo_2024", "masks", "smezo", "density=0.0", "density must be in (0, 1]"),
+    ("sparse_mezo_2024", "masks", "mezo", "mask=magnitude", "a mask needs density < 1"),
+    ("mezo_2023", "prompt_ft", "mezo", "task.snippet=60", "exceeds lm.context"),
+    ("deepzero_2023", "digits_mlp", "cge_sparse", "mu=0.0", "coordinate step mu must be a finite number > 0"),
+    ("deepzero_2023", "digits_mlp", "cge_sparse", "estimator=spsa", "estimator 'spsa' unknown"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
@@ -197,7 +205,11 @@ def test_runs_use_the_same_thread_count_whatever_jobs(tmp_path, monkeypatch):
 
 
 
-def test_guidance_full_scale_stops_with_exit_2(cli, tmp_path):
-    code, out, err = cli("run", "apg_2024", "digits_high_scale", "--scale", "full", "--rows", "apg_10",
-                         "--out", tmp_path / "runs")
-    assert code == 2 and "pretrained model" in err and "Traceback" not in err, err
+@pytest.mark.parametrize("pid,table,row,needle", [
+    ("apg_2024", "digits_high_scale", "apg_10", "pretrained model"),
+    ("mezo_2023", "prompt_ft", "mezo", "pretrained LLM weights"),
+    ("deepzero_2023", "digits_mlp", "cge_sparse", "CIFAR-10"),
+])
+def test_full_scale_without_pretrained_weights_or_data_stops_with_exit_2(cli, tmp_path, pid, table, row, needle):
+    code, out, err = cli("run", pid, table, "--scale", "full", "--rows", row, "--out", tmp_path / "runs")
+    assert code == 2 and needle in err and "Traceback" not in err, err
