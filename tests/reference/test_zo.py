@@ -283,3 +283,22 @@ def test_deepzero_layerwise_cge_with_feature_reuse_equals_the_generic_cge():
     assert torch.allclose(flat(g_reuse), g_ref, atol=1e-4) and torch.allclose(flat(g_plain), g_ref, atol=1e-4)
     assert torch.allclose(flat(g_reuse), flat(g_plain), atol=1e-6)
     assert q == qb == qc and macs_reuse < macs_plain
+
+
+def test_next_keyword_examples_are_the_bytes_before_each_statement_keyword():
+    from common.zo.prompt import KEYWORDS, _keyword_examples
+    text = b"class A:\n    def f(self):\n        if x:\n            return 1\n        self.y = 2\n        returned = 3\n"
+    ex = _keyword_examples(text, 8)
+    # 'def ', 'if ', 'return ', 'self.' start statements; 'returned' does not
+    assert [KEYWORDS[c] for _, c in ex] == ["def", "if", "return", "self"]
+    assert ex[0][0] == b"ss A:\n    " [-8:] and all(len(p) == 8 for p, _ in ex)
+    assert ex[2][0] == b"        "[-8:] and ex[2][0].endswith(b" ")
+
+
+def test_prompt_task_is_balanced_and_no_test_or_dev_prompt_is_a_training_prompt():
+    from common.zo.prompt import TaskSpec, prompt_data
+    d = prompt_data(TaskSpec(train_per_class=20, dev_per_class=5, test_per_class=20), seed=0)
+    assert torch.bincount(d.y_train).tolist() == [20] * 4 and torch.bincount(d.y_test).tolist() == [20] * 4
+    assert d.verbalizer.tolist() == [ord(c) for c in "risd"] and d.x_train.shape[1] == 48
+    train = {bytes(r.tolist()) for r in d.x_train}
+    assert not train & {bytes(r.tolist()) for r in d.x_test} and not train & {bytes(r.tolist()) for r in d.x_dev}
