@@ -96,7 +96,7 @@ def run(cfg: Config, ctx) -> dict:
                 leaves = [(W.clone().requires_grad_(), b.clone().requires_grad_()) for W, b in params]
                 loss = loss_of(leaves, xb, yb)
                 gs = torch.autograd.grad(loss, [t for pair in leaves for t in pair])
-                grads, f0, nq, nm = list(zip(gs[0::2], gs[1::2])), float(loss), 0, 0
+                grads, f0, nq, nm = list(zip(gs[0::2], gs[1::2])), float(loss.detach()), 0, 0
             elif cfg.estimator == "cge":
                 grads, f0, nq, nm = cge_layerwise(params, xb, yb, coords, cfg.mu, cfg.reuse)
             else:

@@ -95,9 +95,12 @@ def cge_layerwise(params, x, y, coords, mu: float, reuse: bool = True, chunk: in
 
 @torch.no_grad()
 def rge_mlp(params, x, y, q: int, mu: float, gen: torch.Generator):
-    """DeepZero's RGE baseline: one-sided, directions u uniform on the unit sphere (per parameter
-    tensor, as the official code normalizes), ĝ = (1/q) Σ [L(θ + μ u) - L(θ)] / μ · u. Returns
-    (grads, f0, queries)."""
+    """DeepZero's RGE baseline: one-sided, directions u uniform on the unit sphere of each parameter
+    tensor t (as the official code normalizes), scaled by the tensor's size d_t so that the estimate is
+    unbiased for the smoothed gradient (E u_t u_t^T = I / d_t):
+        ĝ_t = (d_t / q) Σ_j [L(θ + μ u_j) - L(θ)] / μ · u_j,t
+    (the official code leaves the d_t factor to the learning rate; without it RGE does not move at the
+    learning rate the other rows use). Returns (grads, f0, queries)."""
     f0 = float(loss_of(params, x, y))
     grads = [(torch.zeros_like(W), torch.zeros_like(b)) for W, b in params]
     for _ in range(q):
@@ -108,8 +111,8 @@ def rge_mlp(params, x, y, q: int, mu: float, gen: torch.Generator):
         pert = [(W + mu * uw, b + mu * ub) for (W, b), (uw, ub) in zip(params, us)]
         dd = (float(loss_of(pert, x, y)) - f0) / mu
         for (gw, gb), (uw, ub) in zip(grads, us):
-            gw.add_(uw, alpha=dd / q)
-            gb.add_(ub, alpha=dd / q)
+            gw.add_(uw, alpha=dd * uw.numel() / q)
+            gb.add_(ub, alpha=dd * ub.numel() / q)
     return grads, f0, q + 1
 
 
