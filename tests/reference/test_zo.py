@@ -321,3 +321,14 @@ def test_deepzero_rge_is_unbiased_on_a_linear_loss_direction():
     mean, se = _mean_and_se(samples)
     ref = torch.cat([t.reshape(-1) for t in exact])
     assert ((mean - ref).abs() < 4 * se + 1e-6).all()
+
+
+def test_zo_bench_measures_mezo_at_inference_memory_and_adam_above_it():
+    from common.zo import bench
+    spec = {"d_model": 32, "n_layer": 2, "n_head": 2, "context": 16, "batch": 2}
+    rows = bench.run(modes=("inference", "zo_sgd", "fo_adam"), spec=spec, reps=1, rss=False)
+    by = {r["mode"]: r for r in rows}
+    assert by["zo_sgd"]["peak_mb"] <= 1.1 * by["inference"]["peak_mb"]
+    assert by["fo_adam"]["peak_mb"] >= 3 * by["inference"]["peak_mb"]  # params + grads + two moments at least
+    md = bench.markdown(rows, spec, "test machine", "cpu")
+    assert "MeZO peak <= 1.1x inference | yes" in md and "| fo_adam |" in md
