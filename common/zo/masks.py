@@ -20,42 +20,30 @@ def _check_density(density: float) -> float:
     return float(density)
 
 
-def magnitude_masks(params, density: float) -> list:
+def _per_matrix(params, density: float, select) -> list:
+    """None for vectors (and for density 1); else select(p, k) with k = the entries to keep."""
     density = _check_density(density)
-    out = []
-    for p in params:
-        if p.dim() < 2 or density == 1:
-            out.append(None)
-            continue
-        k = max(1, int(round(density * p.numel())))
-        out.append(float(p.detach().abs().reshape(-1).kthvalue(k).values))
-    return out
+    return [None if p.dim() < 2 or density == 1 else select(i, p, max(1, int(round(density * p.numel()))))
+            for i, p in enumerate(params)]
+
+
+def _keep(shape, idx: torch.Tensor) -> torch.Tensor:
+    m = torch.zeros(shape.numel(), dtype=torch.bool, device=idx.device)
+    m[idx] = True
+    return m.reshape(shape)
+
+
+def magnitude_masks(params, density: float) -> list:
+    """Per matrix the threshold τ = the k-th smallest |w| (the mask |w| <= τ is evaluated on the fly)."""
+    return _per_matrix(params, density, lambda i, p, k: float(p.detach().abs().reshape(-1).kthvalue(k).values))
 
 
 def random_masks(params, density: float, seed: int = 0) -> list:
-    density = _check_density(density)
     gen = torch.Generator().manual_seed(seed)
-    out = []
-    for p in params:
-        if p.dim() < 2 or density == 1:
-            out.append(None)
-            continue
-        k = max(1, int(round(density * p.numel())))
-        m = torch.zeros(p.numel(), dtype=torch.bool)
-        m[torch.randperm(p.numel(), generator=gen)[:k]] = True
-        out.append(m.reshape(p.shape).to(p.device))
-    return out
+    return _per_matrix(params, density,
+                       lambda i, p, k: _keep(p.shape, torch.randperm(p.numel(), generator=gen)[:k]).to(p.device))
 
 
 def sensitivity_masks(params, grads, density: float) -> list:
-    density = _check_density(density)
-    out = []
-    for p, g in zip(params, grads):
-        if p.dim() < 2 or density == 1:
-            out.append(None)
-            continue
-        k = max(1, int(round(density * p.numel())))
-        m = torch.zeros(p.numel(), dtype=torch.bool, device=p.device)
-        m[g.detach().abs().reshape(-1).topk(k).indices] = True
-        out.append(m.reshape(p.shape))
-    return out
+    grads = list(grads)
+    return _per_matrix(params, density, lambda i, p, k: _keep(p.shape, grads[i].detach().abs().reshape(-1).topk(k).indices))
