@@ -25,7 +25,7 @@ from common.config import BaseConfig
 from common.errors import ConfigError
 from common.zo.estimators import check_eps
 from common.zo.masks import magnitude_masks, random_masks, sensitivity_masks
-from common.zo.memory import peak_tensor_bytes
+from common.zo.memory import optimizer_state, peak_tensor_bytes
 from common.zo.optim import METHODS, ZOOptimizer
 from common.zo.prompt import LMSpec, TaskSpec, accuracy, check_specs, last_hidden, pretrained_lm, prompt_data, prompt_loss
 
@@ -93,9 +93,20 @@ def _masks(cfg, model, batch):
     return None
 
 
-def make_stepper(cfg, model, closure_for, mask_batch):
+def closures(model, verb):
+    """closure_for(x, y) -> the prompt loss of `model` on that batch; with params=, the same loss
+    through functional_call (what forward gradients differentiate)."""
+    def closure_for(xb, yb, params=None):
+        if params is None:
+            return lambda: prompt_loss(model, xb, yb, verb)
+        return lambda: prompt_loss(lambda ids: torch.func.functional_call(model, params, (ids,)), xb, yb, verb)
+    return closure_for
+
+
+def make_stepper(cfg, model, verb, mask_batch):
     """(step(batch_ids, batch_y) -> loss, optimizer) for a training method; a sensitivity mask is
     chosen on `mask_batch` (x, y)."""
+    closure_for = closures(model, verb)
     if cfg.method in FO:
         opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum) if cfg.method == "ft_sgd"
                else torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
@@ -132,11 +143,6 @@ def run(cfg: ZOFinetuneConfig, ctx) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     xb0, yb0 = data.x_train[: cfg.batch_size], data.y_train[: cfg.batch_size]
 
-    def closure_for(xb, yb, params=None):
-        if params is None:
-            return lambda: prompt_loss(model, xb, yb, verb)
-        return lambda: prompt_loss(lambda ids: torch.func.functional_call(model, params, (ids,)), xb, yb, verb)
-
     out = {"zero_shot_acc": accuracy(model, data.x_test, data.y_test, verb), **info}
     mem_infer = peak_tensor_bytes(lambda: _infer(model, xb0), [list(model.parameters()), xb0])
     t_fwd = _time(lambda: _infer(model, xb0))
@@ -152,17 +158,16 @@ def run(cfg: ZOFinetuneConfig, ctx) -> dict:
 
     # memory of one step, measured on a copy (the real run must not take an extra step)
     twin = copy.deepcopy(model)
-    twin_closure = lambda xb, yb, params=None: (lambda: prompt_loss(twin, xb, yb, verb)) if params is None else \
-        (lambda: prompt_loss(lambda ids: torch.func.functional_call(twin, params, (ids,)), xb, yb, verb))
-    step_twin, opt_twin = make_stepper(cfg, twin, twin_closure, (xb0, yb0))
+    step_twin, opt_twin = make_stepper(cfg, twin, verb, (xb0, yb0))
     step_twin(xb0, yb0)  # warm-up: optimizer state (Adam's moments, ZO momentum) exists from here on
-    mem_step = peak_tensor_bytes(lambda: step_twin(xb0, yb0), [list(twin.parameters()), xb0, _opt_state(opt_twin)])
+    mem_step = peak_tensor_bytes(lambda: step_twin(xb0, yb0),
+                                 [list(twin.parameters()), xb0, optimizer_state(opt_twin)])
     del twin, opt_twin, step_twin
 
-    step, opt = make_stepper(cfg, model, closure_for, (xb0, yb0))
+    step, opt = make_stepper(cfg, model, verb, (xb0, yb0))
     n = len(data.y_train)
     perm, pos = torch.randperm(n, generator=gen), 0
-    t_train, loss, curve = 0.0, float("nan"), []
+    t_train, loss, curve, dev = 0.0, float("nan"), [], float("nan")
     bar = ctx.progress(cfg.steps)
     for s in range(1, cfg.steps + 1):
         if pos + cfg.batch_size > n:
@@ -175,12 +180,13 @@ def run(cfg: ZOFinetuneConfig, ctx) -> dict:
         bar.update(1)
         if s % cfg.eval_every == 0 or s == cfg.steps:
             curve.append(accuracy(model, data.x_test, data.y_test, verb))
-            ctx.log(s, loss=loss, acc=curve[-1], dev_acc=accuracy(model, data.x_dev, data.y_dev, verb))
-    acc, dev = accuracy(model, data.x_test, data.y_test, verb), accuracy(model, data.x_dev, data.y_dev, verb)
+            dev = accuracy(model, data.x_dev, data.y_dev, verb)
+            ctx.log(s, loss=loss, acc=curve[-1], dev_acc=dev)
+    acc = curve[-1]  # the last evaluation is at s == cfg.steps
     step_ms = 1e3 * t_train / cfg.steps
     evals = getattr(opt, "evals", None)
-    return {**out, "acc": acc, "dev_acc": dev, "acc_auc": sum(curve) / len(curve), "train_loss": loss, "mem_mb": mem_step / 2 ** 20,
-            "mem_ratio": mem_step / mem_infer, "step_ms": step_ms, "step_fwd_ratio": step_ms / out["fwd_ms"],
+    return {**out, "acc": acc, "dev_acc": dev, "acc_auc": sum(curve) / len(curve), "train_loss": loss,
+            "mem_mb": mem_step / 2 ** 20, "mem_ratio": mem_step / mem_infer, "step_ms": step_ms, "step_fwd_ratio": step_ms / out["fwd_ms"],
             **({"evals_per_step": evals / cfg.steps} if evals is not None else {})}
 
 
@@ -195,12 +201,6 @@ def _time(fn, reps: int = 20) -> float:
     for _ in range(reps):
         fn()
     return (time.perf_counter() - t0) / reps
-
-
-def _opt_state(opt):
-    if isinstance(opt, ZOOptimizer):
-        return list(opt.state.values())
-    return [list(s.values()) for s in opt.state.values()]
 
 
 def _linear_probe(cfg, model, data, ctx) -> dict:

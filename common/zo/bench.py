@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common.zo.memory import peak_rss_bytes, peak_tensor_bytes, rss_probe, tensors_bytes
+from common.zo.memory import optimizer_state, peak_rss_bytes, peak_tensor_bytes, rss_probe, tensors_bytes
 
 MODES = ("inference", "zo_sgd", "zo_sgd_inplace", "smezo", "zo_adam", "forward_grad", "fo_sgd", "fo_adam")
 DEFAULT = {"d_model": 512, "n_layer": 8, "n_head": 8, "context": 128, "batch": 8}
@@ -63,14 +63,6 @@ def _prepare(spec: dict, mode: str, device: str = "cpu"):
     return model, x, opt, step
 
 
-def _state(opt):
-    if opt is None:
-        return []
-    if hasattr(opt, "space"):
-        return list(opt.state.values())
-    return [list(s.values()) for s in opt.state.values()]
-
-
 def rss_mode(mode: str, spec: dict) -> dict:
     """Run in a fresh process by peak_rss_bytes: peak RSS over one step of `mode`."""
     def prepare():
@@ -84,7 +76,7 @@ def measure(mode: str, spec: dict, reps: int = 5, device: str = "cpu", rss: bool
     model, x, opt, step = _prepare(spec, mode, device)
     params = list(model.parameters())
     step()  # warm-up: optimizer state exists from here on, as in every later step
-    peak = peak_tensor_bytes(step, [params, x, _state(opt)], device)
+    peak = peak_tensor_bytes(step, [params, x, optimizer_state(opt)], device)
     def timed(fn):
         if device.startswith("cuda"):
             torch.cuda.synchronize()

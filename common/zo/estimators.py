@@ -14,7 +14,7 @@ Forward gradient: ĝ = (∇f · v) v with v ~ N(0, I), ∇f · v from one `torch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -47,7 +47,6 @@ class Estimate:
     seeds: list
     loss: float
     evals: int
-    extra: dict = field(default_factory=dict)
 
     def dense(self, space: ParamSpace) -> list:
         out = [torch.zeros_like(p) for p in space.params]
@@ -101,10 +100,6 @@ def rge(closure, model, space: ParamSpace, seeds, eps: float, two_sided: bool = 
     return Estimate(coefs, list(seeds), loss, evals)
 
 
-def flat_params(space: ParamSpace) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in space.params])
-
-
 def selected_coords(space: ParamSpace) -> torch.Tensor:
     """Flat indices (into cat of the space's parameters) of the entries the masks select."""
     parts, off = [], 0
@@ -146,4 +141,4 @@ def forward_grad(loss_of_params, space: ParamSpace, seed: int) -> Estimate:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     with sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no forward-mode derivative on the CPU
         val, dd = torch.func.jvp(loss_of_params, (primals,), (tangents,))
-    return Estimate([scalar(dd, "the directional derivative")], [seed], scalar(val), 1, {"jvp": 1})
+    return Estimate([scalar(dd, "the directional derivative")], [seed], scalar(val), 1)

@@ -42,6 +42,15 @@ def tensors_bytes(objs) -> int:
     return total
 
 
+def optimizer_state(opt) -> list:
+    """The state tensors of a torch.optim optimizer or a common.zo ZOOptimizer (for `live`)."""
+    if opt is None:
+        return []
+    if isinstance(opt, torch.optim.Optimizer):
+        return [list(s.values()) for s in opt.state.values()]
+    return list(opt.state.values())
+
+
 def peak_tensor_bytes(fn, live, device: str = "cpu") -> int:
     """Peak tensor bytes while fn() runs: the bytes of `live` (the tensors already held: parameters,
     batch, optimizer state) plus the highest net allocation during fn()."""

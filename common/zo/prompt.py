@@ -168,8 +168,32 @@ def _keyword_examples(text: bytes, size: int) -> list:
     return out
 
 
+def _goes_to_test(n_train: int, n_test: int) -> bool:
+    """Whole files go to test (in path order) while test holds under a quarter of the examples."""
+    return n_test < 0.25 * (n_train + n_test)
+
+
+def _balanced(pools: dict, names, task: TaskSpec, gen, suffix: bytes = b"") -> PromptData:
+    """Draw train + dev from pools['train'][c] and test from pools['test'][c] for each class c."""
+    xs, ys = {"train": [], "dev": [], "test": []}, {"train": [], "dev": [], "test": []}
+    want = {"train": task.train_per_class + task.dev_per_class, "test": task.test_per_class}
+    for c, name in enumerate(names):
+        for split, n in want.items():
+            pool = pools[split][c]
+            if len(pool) < n:
+                raise ConfigError(f"'{name}' has {len(pool)} {split} examples, fewer than the {n} asked")
+            for k, j in enumerate(torch.randperm(len(pool), generator=gen)[:n].tolist()):
+                dest = "dev" if split == "train" and k >= task.train_per_class else split
+                xs[dest].append(list(pool[j] + suffix))
+                ys[dest].append(c)
+    t = lambda v: torch.tensor(v)
+    verb = torch.tensor([ord(w[0]) for w in names])
+    return PromptData(t(xs["train"]), t(ys["train"]), t(xs["test"]), t(ys["test"]), t(xs["dev"]), t(ys["dev"]), verb)
+
+
 def prompt_data(task: TaskSpec, seed: int) -> PromptData:
-    """Balanced train / test prompts; which windows are drawn depends on `seed`, the file split does not."""
+    """Balanced train / dev / test prompts; which examples are drawn depends on `seed`, the file split
+    does not. next_keyword splits the task packages' files together, package splits each package's."""
     root = Path(sysconfig.get_paths()["stdlib"])
     files = {p: [] for p in task.packages}
     for f in cpython_source_files():
@@ -177,55 +201,24 @@ def prompt_data(task: TaskSpec, seed: int) -> PromptData:
         if p in files:
             files[p].append(f)
     gen = torch.Generator().manual_seed(seed)
-    xs, ys = {"train": [], "dev": [], "test": []}, {"train": [], "dev": [], "test": []}
     if task.kind == "next_keyword":
-        return _keyword_data(task, files, gen)
-    tmpl = TEMPLATE.encode()
+        pools = {"train": [[] for _ in KEYWORDS], "test": [[] for _ in KEYWORDS]}
+        count = {"train": 0, "test": 0}
+        for p in task.packages:
+            for f in sorted(files[p]):
+                ex = _keyword_examples(f.read_bytes(), task.snippet)
+                split = "test" if _goes_to_test(count["train"], count["test"]) else "train"
+                count[split] += len(ex)
+                for prompt, c in ex:
+                    pools[split][c].append(prompt)
+        return _balanced(pools, KEYWORDS, task, gen)
+    pools = {"train": [[] for _ in task.packages], "test": [[] for _ in task.packages]}
     for c, p in enumerate(task.packages):
-        pools = {"train": [], "test": []}
-        for f in sorted(files[p]):  # whole files go to test until it holds a quarter of the windows
-            w = _windows(f.read_bytes(), task.snippet)
-            n_tr, n_te = len(pools["train"]), len(pools["test"])
-            pools["test" if n_te < 0.25 * (n_tr + n_te) else "train"] += w
-        want = {"train": task.train_per_class + task.dev_per_class, "test": task.test_per_class}
-        for split, n in want.items():
-            pool = pools[split]
-            if len(pool) < n:
-                raise ConfigError(f"package {p} has {len(pool)} {split} windows, fewer than the {n} asked")
-            for k, j in enumerate(torch.randperm(len(pool), generator=gen)[:n].tolist()):
-                name = "dev" if split == "train" and k >= task.train_per_class else split
-                xs[name].append(list(pool[j] + tmpl))
-                ys[name].append(c)
-    verb = torch.tensor([ord(p[0]) for p in task.packages])
-    t = lambda v: torch.tensor(v)
-    return PromptData(t(xs["train"]), t(ys["train"]), t(xs["test"]), t(ys["test"]), t(xs["dev"]), t(ys["dev"]), verb)
-
-
-def _keyword_data(task: TaskSpec, files: dict, gen) -> PromptData:
-    """Balanced next-keyword prompts from the task packages; whole files split as for `package`."""
-    pools = {"train": [[] for _ in KEYWORDS], "test": [[] for _ in KEYWORDS]}
-    count = {"train": 0, "test": 0}
-    for p in task.packages:
         for f in sorted(files[p]):
-            ex = _keyword_examples(f.read_bytes(), task.snippet)
-            split = "test" if count["test"] < 0.25 * (count["train"] + count["test"]) else "train"
-            count[split] += len(ex)
-            for prompt, c in ex:
-                pools[split][c].append(prompt)
-    xs, ys = {"train": [], "dev": [], "test": []}, {"train": [], "dev": [], "test": []}
-    want = {"train": task.train_per_class + task.dev_per_class, "test": task.test_per_class}
-    for c, word in enumerate(KEYWORDS):
-        for split, n in want.items():
-            pool = pools[split][c]
-            if len(pool) < n:
-                raise ConfigError(f"'{word}' has {len(pool)} {split} examples, fewer than the {n} asked")
-            for k, j in enumerate(torch.randperm(len(pool), generator=gen)[:n].tolist()):
-                name = "dev" if split == "train" and k >= task.train_per_class else split
-                xs[name].append(list(pool[j]))
-                ys[name].append(c)
-    t = lambda v: torch.tensor(v)
-    verb = torch.tensor([ord(w[0]) for w in KEYWORDS])
-    return PromptData(t(xs["train"]), t(ys["train"]), t(xs["test"]), t(ys["test"]), t(xs["dev"]), t(ys["dev"]), verb)
+            w = _windows(f.read_bytes(), task.snippet)
+            split = "test" if _goes_to_test(len(pools["train"][c]), len(pools["test"][c])) else "train"
+            pools[split][c] += w
+    return _balanced(pools, task.packages, task, gen, TEMPLATE.encode())
 
 
 def label_logits(model, ids: torch.Tensor, verbalizer: torch.Tensor) -> torch.Tensor:

@@ -101,7 +101,7 @@ def run(cfg: Config, ctx) -> dict:
                 grads, f0, nq, nm = cge_layerwise(params, xb, yb, coords, cfg.mu, cfg.reuse)
             else:
                 grads, f0, nq = rge_mlp(params, xb, yb, q, cfg.mu, gen)
-                nm = (nq) * sum(n_w) * len(xb)
+                nm = nq * sum(n_w) * len(xb)
             lr = cfg.lr * sched(step)
             with torch.no_grad():
                 new = []
