@@ -112,6 +112,7 @@ class Bench:
         for name, m in (("long", self.long_mask), ("short", ~self.long_mask)):
             out[f"forget_prob_{name}"] = float(p[m].mean())
             out[f"forget_rouge_{name}"] = float(fe.rouges[m].mean())
+        out["forget_prob_gap"] = out["forget_prob_long"] - out["forget_prob_short"]
         return out
 
 

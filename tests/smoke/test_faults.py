@@ -180,6 +180,13 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("mezo_2023", "prompt_ft", "mezo", "task.snippet=60", "exceeds lm.context"),
     ("deepzero_2023", "digits_mlp", "cge_sparse", "mu=0.0", "coordinate step mu must be a finite number > 0"),
     ("deepzero_2023", "digits_mlp", "cge_sparse", "estimator=spsa", "estimator 'spsa' unknown"),
+    ("npo_2024", "tofu_forget", "npo_f10", "forget_frac=1.0", "forget fraction must be in (0, 1)"),
+    ("npo_2024", "tofu_forget", "npo_f10", "forget_frac=0.0", "forget fraction must be in (0, 1)"),
+    ("npo_2024", "tofu_forget", "npo_f10", "retain_ref=none", "forget quality is reported: it needs the retain model"),
+    ("simnpo_2024", "simnpo", "simnpo", "retain_ref=/nonexistent/retain.pt", "no such file"),
+    ("simnpo_2024", "simnpo", "simnpo", "beta=0.0", "beta must be > 0"),
+    ("slug_2024", "digits", "slug", "digits.forget_class=12", "forget_class must be a digit 0-9"),
+    ("slug_2024", "qa", "slug", "method=sluggish", "method 'sluggish' unknown"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
@@ -209,7 +216,17 @@ def test_runs_use_the_same_thread_count_whatever_jobs(tmp_path, monkeypatch):
     ("apg_2024", "digits_high_scale", "apg_10", "pretrained model"),
     ("mezo_2023", "prompt_ft", "mezo", "pretrained LLM weights"),
     ("deepzero_2023", "digits_mlp", "cge_sparse", "CIFAR-10"),
+    ("npo_2024", "tofu_forget", "npo_f10", "TOFU"),
+    ("simnpo_2024", "simnpo", "simnpo", "TOFU"),
+    ("slug_2024", "digits", "slug", "CLIP"),
 ])
 def test_full_scale_without_pretrained_weights_or_data_stops_with_exit_2(cli, tmp_path, pid, table, row, needle):
     code, out, err = cli("run", pid, table, "--scale", "full", "--rows", row, "--out", tmp_path / "runs")
     assert code == 2 and needle in err and "Traceback" not in err, err
+
+
+def test_overlapping_forget_and_retain_split_exits_2(cli, tmp_path):
+    code, out, err = cli("run", "npo_2024", "tofu_forget", "--scale", "smoke", "--rows", "npo_rt_f10", "--out",
+                         tmp_path / "runs", "split.forget_authors=[1,2]", "split.retain_authors=[2,3]")
+    assert code == 2 and "overlaps the retain split" in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
