@@ -30,17 +30,24 @@ def test_rouge_l_hand_computed():
 
 
 def test_rouge_l_matches_rouge_score_package():
-    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    """Against Google's rouge-score, run in a subprocess: importing it (absl logging) in the test process
+    breaks pytest's output capture for every later test."""
+    import json
+    import subprocess
+    import sys
+    pytest.importorskip("rouge_score")
     rng = random.Random(0)
     words = "the a cat dog sat ran on in mat house 1957 Paris".split()
-    for _ in range(200):
-        pred = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
-        ref = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
-        ours, theirs = M.rouge_l(pred, ref), scorer.score(ref, pred)["rougeL"]
-        assert ours["recall"] == pytest.approx(theirs.recall, abs=1e-12)
-        assert ours["precision"] == pytest.approx(theirs.precision, abs=1e-12)
-        assert ours["f1"] == pytest.approx(theirs.fmeasure, abs=1e-12)
+    pairs = [(" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))),
+              " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))) for _ in range(200)]
+    code = ("import json, sys\nfrom rouge_score import rouge_scorer\n"
+            "s = rouge_scorer.RougeScorer(['rougeL'], use_stemmer=False)\n"
+            "out = [list(s.score(r, p)['rougeL']) for p, r in json.load(sys.stdin)]\nprint(json.dumps(out))")
+    res = subprocess.run([sys.executable, "-c", code], input=json.dumps(pairs), capture_output=True, text=True,
+                         check=True)
+    for (pred, ref), (p, r, f) in zip(pairs, json.loads(res.stdout)):
+        ours = M.rouge_l(pred, ref)
+        assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx((p, r, f), abs=1e-12)
 
 
 def test_ks_pvalue_hand_computed():
