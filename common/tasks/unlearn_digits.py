@@ -49,8 +49,8 @@ def preflight(cfg: DigitsUnlearnConfig, one_shot_methods=()) -> None:
         raise ConfigError(f"forget_class must be a digit 0-9, got {cfg.forget_class}")
     if cfg.model not in models.vision.MODELS:
         models.build(cfg.model, (1,), 1)
-    if cfg.epochs < 1 or cfg.lr <= 0 or cfg.ga_lr <= 0 or not 0 <= cfg.forget_target < 1:
-        raise ConfigError("epochs >= 1, lr and ga_lr > 0, forget_target in [0, 1) required")
+    if cfg.epochs < 1 or cfg.ga_max_steps < 0 or cfg.lr <= 0 or cfg.ga_lr <= 0 or not 0 <= cfg.forget_target < 1:
+        raise ConfigError("epochs >= 1, ga_max_steps >= 0, lr and ga_lr > 0, forget_target in [0, 1) required")
 
 
 def _acc(model, x, y) -> float:
@@ -99,26 +99,27 @@ def run(cfg: DigitsUnlearnConfig, ctx, one_shot=None) -> dict:
         cost["grad_examples"] = float(_train(model, xtr[~f_tr], ytr[~f_tr], cfg.ft_epochs, cfg.lr, cfg.seed + 1))
     elif cfg.method == "ga":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.ga_lr)
-        for s in range(cfg.ga_max_steps):
+        steps = 0
+        while steps < cfg.ga_max_steps:
+            cost["evals"] += 1
             if _acc(model, xtr[f_tr], ytr[f_tr]) <= cfg.forget_target:
                 break
-            cost["evals"] += 1
             loss = -F.cross_entropy(model(xtr[f_tr]), ytr[f_tr])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
             cost["grad_examples"] += float(f_tr.sum())
-        cost["ga_steps"] = float(s)
+        cost["ga_steps"] = float(steps)
     elif cfg.method != "original":
         g = torch.Generator().manual_seed(cfg.seed + 2)
         r_idx = torch.nonzero(~f_tr).flatten()
         r_idx = r_idx[torch.randperm(len(r_idx), generator=g)[:int(f_tr.sum())]]  # a retain sample as large as the forget set
-        model_ = model
-        info = one_shot(model_,
-                        lambda: F.cross_entropy(model_(xtr[f_tr]), ytr[f_tr]),
-                        lambda: F.cross_entropy(model_(xtr[r_idx]), ytr[r_idx]),
-                        lambda: _acc(model_, xtr[f_tr], ytr[f_tr]) <= cfg.forget_target,
-                        lambda: _acc(model_, xtr[r_idx], ytr[r_idx]))
+        info = one_shot(model,
+                        lambda: F.cross_entropy(model(xtr[f_tr]), ytr[f_tr]),
+                        lambda: F.cross_entropy(model(xtr[r_idx]), ytr[r_idx]),
+                        lambda: _acc(model, xtr[f_tr], ytr[f_tr]) <= cfg.forget_target,
+                        lambda: _acc(model, xtr[r_idx], ytr[r_idx]))
         cost["grad_examples"] = float(f_tr.sum() + len(r_idx))
         cost.update(info)
     cost["unlearn_s"] = time.perf_counter() - t0

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from common.config import BaseConfig
-from common.errors import ConfigError
+from common.errors import ConfigError, Diverged
 from common.unlearn import facts as F_
 from common.unlearn import losses as U
 from common.unlearn import metrics as M
@@ -198,14 +198,13 @@ def iterate(bench: Bench, model, cfg: UnlearnQAConfig, ctx) -> dict:
         loss = U.objective(cfg.method, model, Batch(bench.forget.ids[fi], bench.forget.mask[fi]),
                            Batch(bench.retain.ids[ri], bench.retain.mask[ri]),
                            None if ref_logp is None else ref_logp[fi], cfg.beta, cfg.gamma, cfg.retain_weight)
+        if not torch.isfinite(loss):  # before the step: a NaN never reaches the weights
+            raise Diverged(s, "loss", float(loss.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         t_train += time.perf_counter() - t0
         seqs += bs * (2 if cfg.method in U.USES_RETAIN and cfg.method != "retain_ft" else 1)
-        if not torch.isfinite(loss):
-            from common.errors import Diverged
-            raise Diverged(s, "loss", float(loss))
         if s in eval_at:
             model.eval()
             ev = bench.evaluate(model, muse=False)
