@@ -38,13 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1)
     s.add_argument("--launcher", default="local", choices=["local", "slurm"])
 
-    s = sub.add_parser("compare", help="write reports/<pid>/<table>.{md,json,png}")
-    s.add_argument("pid")
+    s = sub.add_parser("compare", help="write reports/<pid>/<table>.{md,json,png}; --recheck re-verdicts "
+                                       "committed reports from their stored per-seed values")
+    s.add_argument("pid", nargs="?", help="(with --recheck: omit for every paper)")
     s.add_argument("table", nargs="?")
     s.add_argument("--scale", default="mini", choices=["smoke", "mini", "full"])
     s.add_argument("--out", default="runs", help="where the runs are")
     s.add_argument("--reports", default=None, help="where to write reports (default: reports/)")
     s.add_argument("--all", action="store_true", help="every table of the paper")
+    s.add_argument("--recheck", action="store_true",
+                   help="re-verdict committed reports under today's claims and rules, without rerunning")
+    s.add_argument("--check", action="store_true", help="with --recheck: write nothing, exit 1 if a report would change")
+    s.add_argument("--allow-dirty", action="store_true",
+                   help="write into reports/ even from uncommitted code (the report says it is not clean)")
 
     sub.add_parser("report", help="regenerate reports/README.md and every paper README's results block")
 
@@ -167,12 +173,28 @@ def cmd_run(a):
 
 
 def cmd_compare(a):
-    from common.registry import get_paper
-    from common.report.compare import compare, index
+    from common.registry import all_papers, get_paper
+    from common.report.compare import compare, index, recheck
+    if a.recheck:
+        papers = [get_paper(a.pid)] if a.pid else list(all_papers().values())
+        changes = []
+        for paper in papers:
+            tables = [paper.resolve_table(a.table)] if a.table else paper.tables
+            for t in tables:
+                changes += recheck(paper, t, a.reports, write=not a.check)
+        print("\n".join(changes) if changes else "repro: every report's verdicts stand under today's rules")
+        if changes and not a.check and not a.reports:
+            from common.report.compare import update_paper_readme
+            for paper in papers:
+                update_paper_readme(paper)
+            index()
+        return FAIL_EXIT if (changes and a.check) else 0
+    if not a.pid:
+        raise UsageError("compare needs a paper id (or --recheck for every paper)")
     paper = get_paper(a.pid)
     tables = paper.tables if a.all else [paper.resolve_table(a.table)]
     for t in tables:
-        compare(paper, t, a.scale, Path(a.out), a.reports)
+        compare(paper, t, a.scale, Path(a.out), a.reports, allow_dirty=a.allow_dirty)
         from common import ROOT
         dest = Path(a.reports or ROOT / "reports") / paper.pid / f"{t}.md"
         print(dest.read_text())

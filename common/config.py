@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -116,6 +116,9 @@ class MetricSpec:
     higher_is_better: bool = True
     label: str = ""
     """Human-readable name for reports."""
+    saturated: Optional[float] = None
+    """The metric's ceiling: a claim whose compared rows are all past this level (>= for
+    higher-is-better, <= otherwise; e.g. 0.99 for a test accuracy) is flagged `saturated`."""
 
 
 @dataclass
@@ -124,7 +127,8 @@ class ClaimSpec:
 
     id: str = ""
     type: str = ""
-    """better | vs_best | within | monotone | ratio | differs | close | tighter | gap_increases | matches_reported"""
+    """better | vs_best | comparable | within | monotone | ratio | differs | close | tighter | gap_increases |
+    matches_reported"""
     text: str = ""
     """The paper's claim in words."""
     scale: str = "mini"
@@ -189,6 +193,9 @@ class TableSpec:
     needs: list = field(default_factory=list)
     """Tables of the same paper that `repro run` runs first at the same scale (finished runs kept),
     e.g. the sweep a fit table reads."""
+    deterministic: bool = False
+    """The rows' metrics do not depend on the seed (closed forms, fits to fixed data): claims are decided
+    without a noise test, so one seed is enough. Otherwise a claim on one-seed rows is inconclusive."""
     rows_from: str = ""
     """"optimizers": add one row per optimizer in the registry, {optimizer: <name>} (rows given
     explicitly are kept and override). New optimizers then join the table with no edit."""

@@ -15,7 +15,7 @@ from common.report.reported import for_table
 from common.track import read_jsonl
 
 MARK = {"reported": "", "third_party": "†", "unverified": "‡"}
-ICON = {"pass": "PASS", "fail": "FAIL", "missing": "MISSING"}
+ICON = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "missing": "MISSING"}
 
 
 def collect(out: Path, pid: str, table: str, scale: str, rows: list[str]) -> dict:
@@ -28,52 +28,138 @@ def collect(out: Path, pid: str, table: str, scale: str, rows: list[str]) -> dic
 
 
 def aggregate(results: dict, metrics: list[str]) -> dict:
-    """{row: {metric: {mean, std, n}}, '_status': {...}} over seeds with status ok."""
+    """{row: {status, seeds, metrics: {metric: {mean, std, n}}, per_seed: {metric: {seed: value}}}} over
+    seeds with status ok. `per_seed` keeps every number a verdict is computed from."""
     agg = {}
     for row, rs in results.items():
         ok = [r for r in rs if r.get("status") == "ok"]
+        names = sorted({k for r in ok for k, x in r.get("metrics", {}).items() if _number(x)})
         agg[row] = {"status": {s: sum(r.get("status") == s for r in rs)
                                for s in sorted({r.get("status") for r in rs})},
                     "seeds": [r["seed"] for r in ok], "metrics": {},
-                    "per_seed": {m: [float(r["metrics"][m]) for r in ok if m in r.get("metrics", {})]
-                                 for m in sorted({k for r in ok for k in r.get("metrics", {})})}}
-        for m in metrics:
-            vals = [float(r["metrics"][m]) for r in ok if m in r.get("metrics", {})]
-            if vals:
-                agg[row]["metrics"][m] = {"mean": statistics.fmean(vals),
-                                          "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                                          "n": len(vals)}
+                    "per_seed": {m: {str(r["seed"]): float(r["metrics"][m]) for r in ok
+                                     if _number(r.get("metrics", {}).get(m))} for m in names}}
+        _summarize(agg[row], metrics)
     return agg
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _summarize(a: dict, metrics: list[str]) -> None:
+    a["metrics"] = {}
+    for m in metrics:
+        vals = list(a["per_seed"].get(m, {}).values())
+        if vals:
+            a["metrics"][m] = {"mean": statistics.fmean(vals),
+                               "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+
+def seed_values(agg_row: dict, metric: str) -> dict:
+    """{seed: value} of one row of a report JSON (either per-seed format)."""
+    vals = (agg_row.get("per_seed") or {}).get(metric)
+    if not vals:
+        return {}
+    if isinstance(vals, dict):
+        return {int(k): float(x) for k, x in vals.items()}
+    return {int(k): float(x) for k, x in zip(agg_row["seeds"], vals)}
+
+
+def samples(doc: dict) -> dict:
+    """{row: {metric: {seed: value}}} from a report JSON (the per-seed values it stores). Reports written
+    before per-seed values were keyed by seed stored a list in the order of `seeds`."""
+    out = {}
+    for row, a in doc["rows"].items():
+        per = {}
+        for m, vals in (a.get("per_seed") or {}).items():
+            if isinstance(vals, dict):
+                per[m] = {int(k): float(x) for k, x in vals.items()}
+            elif len(vals) == len(a["seeds"]):
+                per[m] = {int(k): float(x) for k, x in zip(a["seeds"], vals)}
+            else:
+                raise ValueError(f"{doc['pid']}/{doc['table']} row {row}: {len(vals)} values of {m} for "
+                                 f"{len(a['seeds'])} seeds, cannot pair them")
+        out[row] = per
+    return out
+
+
+def config_hash(paper, table: str, scale: str, _seen=None) -> str:
+    """sha256 (16 hex) of what a table's runs at `scale` depend on in its config: the experiment, base,
+    the rows run at this scale with their values, the seeds and the scale block (and the same for the
+    tables it `needs`). Claims, notes, labels and plots are left out: changing them needs a recheck,
+    not a rerun."""
+    return spec_hash(paper.load_table(table), scale,
+                     {n: config_hash(paper, n, scale) for n in paper.load_table(table).needs})
+
+
+def spec_hash(spec, scale: str, needs: dict | None = None) -> str:
+    """config_hash of a parsed table spec (`needs`: the hashes of the tables it needs)."""
+    import hashlib
+    import dataclasses
+    sc = spec.scales[scale]
+    rows = list(sc.rows or spec.rows)
+    payload = {"experiment": spec.experiment, "config": spec.config, "base": spec.base,
+               "rows": {r: spec.rows[r] for r in rows}, "seeds": list(sc.seeds or spec.seeds),
+               "scale": {k: v for k, v in dataclasses.asdict(sc).items() if k not in ("rows", "seeds", "grid")},
+               "needs": needs or {}}
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def tree_dirty(ignore=("reports/", "papers/")) -> list[str]:
+    """Tracked files with uncommitted changes, outside generated output (reports/, the paper READMEs'
+    results blocks). [] for a clean tree; ['<no git>'] when git cannot tell."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ["<no git>"]
+    if out.returncode != 0:
+        return ["<no git>"]
+    paths = [line[3:] for line in out.stdout.splitlines() if line.strip()]
+    return [p for p in paths if not (p.startswith("reports/") or (p.startswith("papers/") and p.endswith("/README.md")))]
+
+
 def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
-            reports_dir: Path | None = None) -> dict:
+            reports_dir: Path | None = None, allow_dirty: bool = False) -> dict:
+    """Aggregate the runs, check the claims and write the report. Into the committed reports/ only from
+    runs made on a clean commit and a clean tree (`allow_dirty` overrides that for local use, and the
+    report says so)."""
+    from common.errors import UsageError
     spec = paper.load_table(table)
+    committed = reports_dir is None or Path(reports_dir).resolve() == (ROOT / "reports").resolve()
     reports_dir = Path(reports_dir or ROOT / "reports")
     rows = list(spec.scales[scale].rows or spec.rows)
     results = collect(out, paper.pid, table, scale, rows)
     if not any(results.values()):
-        from common.errors import UsageError
         raise UsageError(f"no results for {paper.pid}/{table} at scale {scale} under {out}/; "
                          f"run `repro run {paper.pid} {table} --scale {scale}` first")
-    metrics = list(spec.metrics)
-    agg = aggregate(results, metrics)
-    reported = for_table(paper.dir / "reported.csv", table)
-    means = {r: {m: v["mean"] for m, v in a["metrics"].items()} for r, a in agg.items()}
-    spread = {r: {m: (v["std"], v["n"]) for m, v in a["metrics"].items()} for r, a in agg.items()}
-    verdicts = claims_mod.evaluate(spec, scale, means, reported, spread)
     metas = [r["meta"] for rs in results.values() for r in rs if "meta" in r]
+    shas = sorted({m["git_sha"] for m in metas})
+    dirty_runs = [x for x in shas if x.endswith("-dirty") or x == "unknown"]
+    dirty_tree = tree_dirty()
+    if committed and not allow_dirty and (dirty_runs or dirty_tree):
+        why = (f"the runs were made from uncommitted code ({', '.join(dirty_runs)})" if dirty_runs else
+               f"the tree has uncommitted changes ({', '.join(dirty_tree[:3])}{' ...' if len(dirty_tree) > 3 else ''})")
+        raise UsageError(f"refusing to write {paper.pid}/{table} into reports/: {why}. Commit, rerun and "
+                         f"compare again, or pass --reports DIR for a local report (--allow-dirty forces it)")
+    agg = aggregate(results, list(spec.metrics))
     doc = {
         "pid": paper.pid, "table": table, "title": paper.title, "caption": paper.caption(table),
         "scale": scale, "generated": time.strftime("%Y-%m-%d"),
         "hardware": metas[0]["hardware"] if metas else "unknown",
-        "git_sha": sorted({m["git_sha"] for m in metas}),
+        "machines": sorted({m["hardware"] for m in metas}),
+        "git_sha": shas,
+        "clean": not dirty_runs and not dirty_tree,
+        "config_hash": config_hash(paper, table, scale),
         "wall_time_s": round(sum(m.get("wall_time_s", 0) for m in metas), 1),
         "rows": agg,
         "metrics": {m: {"higher_is_better": s.higher_is_better, "label": s.label or m} for m, s in spec.metrics.items()},
-        "reported": [r.__dict__ for r in reported],
-        "claims": [v.__dict__ for v in verdicts],
+        "reported": [r.__dict__ for r in for_table(paper.dir / "reported.csv", table)],
     }
+    doc["claims"] = verdicts(paper, spec, doc)
     dest = reports_dir / paper.pid
     png = dest / f"{table}.png"
     _figure(doc, spec, results, out, paper.pid, table, scale, png)
@@ -89,6 +175,51 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
     return doc
 
 
+def verdicts(paper, spec, doc: dict) -> list[dict]:
+    """Today's claim verdicts for a report's stored per-seed values."""
+    from common.report.reported import Reported
+    reported = [Reported(**r) for r in doc.get("reported", [])]
+    return [v.__dict__ for v in claims_mod.evaluate(spec, doc["scale"], samples(doc), reported)]
+
+
+def recheck(paper, table: str, reports_dir: Path | None = None, write: bool = True) -> list[str]:
+    """Re-verdict a committed report from its stored per-seed values under today's claims and rules,
+    without rerunning. Also refreshes the paper's numbers from reported.csv. Returns what changed."""
+    reports_dir = Path(reports_dir or ROOT / "reports")
+    j = reports_dir / paper.pid / f"{table}.json"
+    if not j.exists():
+        return []
+    doc = json.loads(j.read_text())
+    if any("per_seed" not in a for a in doc["rows"].values()):
+        return [f"{paper.pid}/{table}: cannot recheck, the report stores no per-seed values "
+                f"(rerun `repro run {paper.pid} {table} --scale {doc['scale']}` and compare)"]
+    spec = paper.load_table(table)
+    old = {c["id"]: c for c in doc.get("claims", [])}
+    doc["reported"] = [r.__dict__ for r in for_table(paper.dir / "reported.csv", table)]
+    for row, a in doc["rows"].items():  # per-seed values keyed by seed
+        per = samples({"pid": paper.pid, "table": table, "rows": {row: a}})[row]
+        a["per_seed"] = {m: {str(k): x for k, x in vals.items()} for m, vals in per.items()}
+    doc["claims"] = verdicts(paper, spec, doc)
+    doc.setdefault("machines", [doc.get("hardware", "unknown")])
+    doc.setdefault("clean", not any(x.endswith("-dirty") for x in doc.get("git_sha", [])))
+    new = {c["id"]: c for c in doc["claims"]}
+    changes = [f"{paper.pid}/{table} {k}: {old[k]['verdict'] if k in old else 'absent'} -> "
+               f"{new[k]['verdict'] if k in new else 'removed'}"
+               for k in sorted(set(old) | set(new))
+               if (old.get(k) or {}).get("verdict") != (new.get(k) or {}).get("verdict")
+               or bool((old.get(k) or {}).get("saturated")) != bool((new.get(k) or {}).get("saturated"))]
+    text = markdown(doc, spec)
+    before_md = (j.with_suffix(".md").read_text() if j.with_suffix(".md").exists() else "")
+    before_json = j.read_text()
+    after_json = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    if (after_json != before_json or text != before_md) and not changes:
+        changes = [f"{paper.pid}/{table}: report text refreshed (verdicts unchanged)"]
+    if write and changes:
+        atomic_write_json(j, doc)
+        atomic_write_text(j.with_suffix(".md"), text)
+    return changes
+
+
 def _cell(text: str) -> str:
     """Markdown table cell: pipes in labels (|x|+|y|) must not split columns."""
     return str(text).replace("|", "\\|")
@@ -98,12 +229,23 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3e}"
 
 
+def _label(c: dict) -> str:
+    return ICON[c["verdict"]] + (" (saturated)" if c.get("saturated") else "")
+
+
 def markdown(doc: dict, spec) -> str:
+    clean = doc.get("clean")
+    code = ", ".join(doc["git_sha"]) + ("" if clean else
+                                         " (**not a clean commit**: the runs or the tree had uncommitted changes)")
+    machines = doc.get("machines") or [doc["hardware"]]
     L = [f"# {doc['pid']} / {doc['table']}: {doc['caption'] or spec.title}", "",
          f"*{doc['title']}*", "",
          f"Generated by `repro compare {doc['pid']} {doc['table']} --scale {doc['scale']}` — do not edit by hand.",
-         "", f"- scale: **{doc['scale']}**", f"- hardware: {doc['hardware']}",
-         f"- code: {', '.join(doc['git_sha'])}", f"- total run time: {doc['wall_time_s']} s", ""]
+         "", f"- scale: **{doc['scale']}**",
+         f"- hardware: {'; '.join(machines)}" + (" (runs from more than one machine)" if len(machines) > 1 else ""),
+         f"- code: {code}", f"- config hash: `{doc.get('config_hash', 'not recorded')}`",
+         f"- total run time: {doc['wall_time_s']} s",
+         f"- claims: {claims_mod.summary(doc['claims'])}" if doc["claims"] else "- claims: none at this scale", ""]
     if spec.notes:
         L += [spec.notes.strip(), ""]
     metrics = list(doc["metrics"])
@@ -139,10 +281,31 @@ def markdown(doc: dict, spec) -> str:
     L += ["## Claims", ""]
     if not doc["claims"]:
         L += [f"No claim is checked at {doc['scale']} scale.", ""]
+    else:
+        L += [f"Verdicts: PASS / FAIL only when the claim's statistic clears its threshold by "
+              f"{claims_mod.NOISE_SE:g} standard errors over seeds (paired by seed where rows share seeds, else "
+              "Welch); INCONCLUSIVE within noise. `close`, `comparable` and `within` are equivalence tests on "
+              "that interval.", ""]
     for c in doc["claims"]:
-        L.append(f"- **{ICON[c['verdict']]}** `{c['id']}` ({c['type']}): {c['text']}  \n  {c['detail']}")
+        L.append(f"- **{_label(c)}** `{c['id']}` ({c['type']}): {c['text']}  \n  {c['detail']}")
     L += ["", f"![{doc['table']}]({doc['table']}.png)", ""]
+    L += _per_seed(doc)
     return "\n".join(L)
+
+
+def _per_seed(doc: dict) -> list[str]:
+    """The numbers every verdict is computed from: one line per row and metric."""
+    metrics = list(doc["metrics"])
+    L = ["## Per-seed values", "", "| row | metric | " + " | ".join(["values by seed"]) + " |", "|---|---|---|"]
+    for row, a in doc["rows"].items():
+        per = a.get("per_seed") or {}
+        for m in metrics:
+            vals = per.get(m)
+            if not vals:
+                continue
+            items = vals.items() if isinstance(vals, dict) else zip(a["seeds"], vals)
+            L.append(f"| `{row}` | {m} | " + ", ".join(f"{k}: {_fmt(float(x))}" for k, x in items) + " |")
+    return L + [""]
 
 
 def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
@@ -211,7 +374,7 @@ def update_paper_readme(paper, reports_dir: Path | None = None) -> bool:
             L.append(f"| {t} | — | not run yet | — |")
             continue
         doc = json.loads(j.read_text())
-        cs = "<br>".join(f"{ICON[c['verdict']]} {c['id']}: {c['detail']}" for c in doc["claims"]) or "none at this scale"
+        cs = "<br>".join(f"{_label(c)} {c['id']}: {c['detail']}" for c in doc["claims"]) or "none at this scale"
         L.append(f"| {t} | {doc['scale']} | {cs} | [reports/{paper.pid}/{t}.md](../../reports/{paper.pid}/{t}.md) |")
     L += ["", END]
     head, rest = text.split(START, 1)
@@ -220,11 +383,13 @@ def update_paper_readme(paper, reports_dir: Path | None = None) -> bool:
     return True
 
 
-def index(reports_dir: Path | None = None) -> str:
+def index(reports_dir: Path | None = None, write: bool = True) -> str:
     """reports/README.md: every committed table report with its scale and claim verdicts."""
     from common.registry import all_papers
     reports_dir = Path(reports_dir or ROOT / "reports")
     L = ["# Reports", "", "Generated by `repro report` from reports/<pid>/<table>.json — do not edit by hand.", "",
+         f"A claim passes or fails only beyond {claims_mod.NOISE_SE:g} standard errors over seeds; within noise it "
+         "is inconclusive. `(saturated)`: every compared row is at the metric's ceiling.", "",
          "| paper | table | scale | claims | report |", "|---|---|---|---|---|"]
     for pid, paper in all_papers().items():
         for table in paper.tables:
@@ -234,10 +399,11 @@ def index(reports_dir: Path | None = None) -> str:
                 continue
             doc = json.loads(j.read_text())
             cs = doc.get("claims", [])
-            n_pass = sum(c["verdict"] == "pass" for c in cs)
-            verdict = f"{n_pass}/{len(cs)} pass" + "".join(
-                f"<br>{ICON[c['verdict']]} {c['id']}" for c in cs) if cs else "no claims at this scale"
+            flag = "" if doc.get("clean") else "<br>(runs not from a clean commit)"
+            verdict = claims_mod.summary(cs) + "".join(f"<br>{_label(c)} {c['id']}" for c in cs) + flag \
+                if cs else "no claims at this scale" + flag
             L.append(f"| {pid} | {table} | {doc['scale']} | {verdict} | [{table}.md]({pid}/{table}.md) |")
     text = "\n".join(L) + "\n"
-    atomic_write_text(reports_dir / "README.md", text)
+    if write:
+        atomic_write_text(reports_dir / "README.md", text)
     return text

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from common.config import BaseConfig
 from common.errors import ConfigError
 from common.optim import algoperf, resolve
+from common.report.compare import seed_values
 from common.report.figure import figure
 
 
@@ -60,8 +61,8 @@ def _times(doc: dict, key: str) -> dict:
         per = a.get("per_seed", {})
         vals = {}
         for w in algoperf.WORKLOADS:
-            hit = per.get(f"{w}_reached", [])
-            xs = sorted(x if ok else math.inf for x, ok in zip(per.get(f"{w}_{key}", []), hit))
+            hit, val = seed_values(a, f"{w}_reached"), seed_values(a, f"{w}_{key}")
+            xs = sorted(val[s] if hit[s] else math.inf for s in val if s in hit)
             if xs:
                 vals[w] = xs[len(xs) // 2]
         if vals:

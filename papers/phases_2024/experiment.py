@@ -20,6 +20,7 @@ import numpy as np
 
 from common.config import BaseConfig
 from common.errors import ConfigError
+from common.report.compare import seed_values
 from common.report.figure import figure
 from common.scaling import FitError, compute_optimal_exponent, fit_power_law
 from common.track import read_jsonl
@@ -185,7 +186,8 @@ def report_extra(doc: dict, png_path, runs=None) -> list[str]:
         axes = np.atleast_1d(axes)
         for ax, row in zip(axes, rows):
             recs = logs[row]
-            m = {k: float(np.mean(v)) for k, v in doc["rows"][row]["per_seed"].items()}
+            m = {k: float(np.mean(list(seed_values(doc["rows"][row], k).values())))
+                 for k in doc["rows"][row]["per_seed"]}
             ds = sorted({x["d"] for x in recs if x.get("kind") == KIND["exact"]})
             for i, d in enumerate(ds):
                 pts = sorted((x["flops"], x["loss"]) for x in recs if x.get("kind") == KIND["exact"] and x["d"] == d)

@@ -19,6 +19,7 @@ import numpy as np
 
 from common.config import BaseConfig
 from common.errors import ConfigError
+from common.report.compare import seed_values
 from common.report.figure import figure
 from common.scaling import ChinchillaFit, compute_optimal_exponent, fit_chinchilla, isoflop_points, load_runs, load_sweep
 from common.track import read_jsonl
@@ -129,7 +130,7 @@ def _frontier(ax, agg: dict, row: str, C, digits: int = 2, **kw) -> None:
     """The fitted N*(C) = k C^a of one row (mean over seeds), if the row has one."""
     m = agg["metrics"]
     if "n_exponent" in m and "n_coef" in agg.get("per_seed", {}):
-        k, a = float(np.mean(agg["per_seed"]["n_coef"])), m["n_exponent"]["mean"]
+        k, a = float(np.mean(list(seed_values(agg, "n_coef").values()))), m["n_exponent"]["mean"]
         ax.plot(C, k * C ** a, label=f"{row}: a = {a:.{digits}f}", **kw)
 
 

@@ -4,6 +4,7 @@ lr with the lowest final training loss per batch size, and summarizes the curve.
 from __future__ import annotations
 
 import copy
+import statistics
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 
 from common.config import BaseConfig
 from common.errors import ConfigError
+from common.report.compare import seed_values
 from common.report.figure import figure
 from common.scaling import load_sweep
 from common.tasks import classify
@@ -113,7 +115,7 @@ def report_extra(doc: dict, png_path) -> list[str]:
             if not keys:
                 continue
             bs = [int(k.rsplit("b", 1)[1]) for k in keys]
-            ys = [sum(per[k]) / len(per[k]) for k in keys]
+            ys = [statistics.fmean(seed_values(a, k).values()) for k in keys]
             ax.plot([math.log2(b) for b in bs], ys, marker="o", label=row)
             if header is None:
                 header = bs

@@ -7,11 +7,18 @@ from common.report.reported import load
 pytestmark = pytest.mark.unit
 
 
-def _spec(claim, hib=True):
-    return parse_table({"rows": {r: {} for r in "abcd"}, "metrics": {"m": {"higher_is_better": hib}},
+def _spec(claim, hib=True, deterministic=True, saturated=None):
+    return parse_table({"rows": {r: {} for r in "abcd"},
+                        "metrics": {"m": {"higher_is_better": hib, "saturated": saturated}},
+                        "deterministic": deterministic,
                         "claims": [dict(claim, text="t")], "scales": {"smoke": {}, "mini": {}, "full": {}}}, "t")
 
 
+def _one_seed(means):
+    return {r: {"m": {0: float(x)}} for r, x in means.items()}
+
+
+# A deterministic table (closed forms, fits to fixed data): one seed, no noise; the verdict follows the sign.
 @pytest.mark.parametrize("claim,means,hib,verdict", [
     ({"type": "better", "metric": "m", "a": "a", "b": "b"}, {"a": 2, "b": 1}, True, "pass"),
     ({"type": "better", "metric": "m", "a": "a", "b": "b"}, {"a": 2, "b": 1}, False, "fail"),
@@ -38,6 +45,9 @@ def _spec(claim, hib=True):
     ({"type": "differs", "metric": "m", "a": "a", "b": "b", "margin": 0.5}, {"a": 1.2, "b": 1}, True, "fail"),
     ({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 1.2, "b": 1}, True, "pass"),
     ({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 2, "b": 1}, True, "fail"),
+    ({"type": "comparable", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 0.8, "b": 1}, True, "pass"),
+    ({"type": "comparable", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 5, "b": 1}, True, "pass"),
+    ({"type": "comparable", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, {"a": 0.2, "b": 1}, True, "fail"),
     ({"type": "tighter", "metric": "m", "rows": ["a", "b"], "rows_b": ["c", "d"]},
      {"a": 1, "b": 1.5, "c": 0, "d": 2}, True, "pass"),
     ({"type": "tighter", "metric": "m", "rows": ["a", "b"], "rows_b": ["c", "d"], "margin": 1.0},
@@ -46,19 +56,87 @@ def _spec(claim, hib=True):
 def test_claim_verdicts(claim, means, hib, verdict):
     spec = _spec(claim, hib)
     assert claims.validate(spec) == []
-    [v] = claims.evaluate(spec, "mini", {r: {"m": x} for r, x in means.items()}, [])
+    [v] = claims.evaluate(spec, "mini", _one_seed(means), [])
     assert v.verdict == verdict, v.detail
 
 
-def test_noise_is_stated_in_standard_errors():
-    spec = _spec({"type": "better", "metric": "m", "a": "a", "b": "b"})
-    means = {"a": {"m": 2.0}, "b": {"m": 1.0}}
-    [v] = claims.evaluate(spec, "mini", means, [], {"a": {"m": (1.0, 4)}, "b": {"m": (1.0, 4)}})
-    assert v.verdict == "pass" and "1.4 SE (within noise)" in v.detail  # se = sqrt(1/4 + 1/4)
-    [v] = claims.evaluate(spec, "mini", means, [], {"a": {"m": (0.1, 4)}, "b": {"m": (0.1, 4)}})
-    assert "14.1 SE" in v.detail and "within noise" not in v.detail
-    [v] = claims.evaluate(spec, "mini", means, [], {"a": {"m": (1.0, 1)}, "b": {"m": (1.0, 4)}})
-    assert "SE" not in v.detail  # one seed: no standard error
+def test_one_seed_is_inconclusive_unless_deterministic():
+    spec = _spec({"type": "better", "metric": "m", "a": "a", "b": "b"}, deterministic=False)
+    [v] = claims.evaluate(spec, "mini", _one_seed({"a": 2, "b": 1}), [])
+    assert v.verdict == "inconclusive" and "noise unknown" in v.detail
+
+
+BETTER = {"type": "better", "metric": "m", "a": "a", "b": "b"}
+
+
+def test_gap_within_two_standard_errors_is_inconclusive_not_pass():
+    # a - b = 1.0 on average, Welch SE = sqrt(1/3 + 1/3) = 0.816: 1.2 SE. The old rule said PASS.
+    spec = _spec(BETTER, deterministic=False)
+    s = {"a": {"m": {0: 1.0, 1: 2.0, 2: 3.0}}, "b": {"m": {3: 0.0, 4: 1.0, 5: 2.0}}}
+    [v] = claims.evaluate(spec, "mini", s, [])
+    assert v.verdict == "inconclusive" and "Welch" in v.detail
+    assert v.numbers["se"] == pytest.approx((1 / 3 + 1 / 3) ** 0.5)
+    # the same numbers reversed beyond 2 SE fail, in them pass
+    s2 = {"a": {"m": {3: 0.0, 4: 0.1, 5: 0.2}}, "b": {"m": {0: 1.0, 1: 1.1, 2: 1.2}}}
+    assert claims.evaluate(spec, "mini", s2, [])[0].verdict == "fail"
+    s3 = {"a": s2["b"]["m"] and {"m": s2["b"]["m"]}, "b": {"m": s2["a"]["m"]}}
+    assert claims.evaluate(spec, "mini", s3, [])[0].verdict == "pass"
+
+
+def test_rows_sharing_seeds_are_paired():
+    # Seed effects shared by both rows: unpaired the gap is noise, paired it is 0.1 every seed (SE 0).
+    spec = _spec(BETTER, deterministic=False)
+    s = {"a": {"m": {0: 1.1, 1: 5.1, 2: 9.1}}, "b": {"m": {0: 1.0, 1: 5.0, 2: 9.0}}}
+    [v] = claims.evaluate(spec, "mini", s, [])
+    assert v.verdict == "pass" and "paired over 3 seeds" in v.detail
+    assert v.numbers["se"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_equivalence_needs_the_whole_interval_inside_the_tolerance():
+    spec = _spec({"type": "close", "metric": "m", "a": "a", "b": "b", "tol": 0.5}, deterministic=False)
+    tight = {"a": {"m": {0: 1.1, 1: 1.2, 2: 1.3}}, "b": {"m": {0: 1.0, 1: 1.1, 2: 1.2}}}
+    assert claims.evaluate(spec, "mini", tight, [])[0].verdict == "pass"
+    # mean difference 0.1, well inside ±0.5, but the noise reaches beyond it: not a pass
+    noisy = {"a": {"m": {0: 0.0, 1: 1.6, 2: 1.3}}, "b": {"m": {0: 1.0, 1: 0.4, 2: 1.2}}}
+    v = claims.evaluate(spec, "mini", noisy, [])[0]
+    assert v.verdict == "inconclusive", v.detail
+    far = {"a": {"m": {0: 3.0, 1: 3.1, 2: 3.2}}, "b": {"m": {0: 1.0, 1: 1.1, 2: 1.2}}}
+    v = claims.evaluate(spec, "mini", far, [])[0]
+    assert v.verdict == "fail" and "a is better beyond the tolerance" in v.detail
+
+
+def test_comparable_reports_a_much_better_row_as_such_not_as_failure():
+    spec = _spec({"type": "comparable", "metric": "m", "a": "a", "b": "b", "tol": 0.05}, deterministic=False)
+    s = {"a": {"m": {0: 0.9, 1: 0.92, 2: 0.91}}, "b": {"m": {0: 0.6, 1: 0.65, 2: 0.62}}}
+    [v] = claims.evaluate(spec, "mini", s, [])
+    assert v.verdict == "pass" and "better than b beyond the tolerance" in v.detail
+
+
+def test_ratio_and_monotone_use_the_noise():
+    spec = _spec({"type": "ratio", "metric": "m", "a": "a", "b": "b", "value": 0.5}, deterministic=False)
+    s = {"a": {"m": {0: 1.0, 1: 3.0, 2: 5.0}}, "b": {"m": {0: 6.0, 1: 7.0, 2: 8.0}}}  # 3/7, noisy
+    assert claims.evaluate(spec, "mini", s, [])[0].verdict == "inconclusive"
+    s = {"a": {"m": {0: 1.0, 1: 1.1, 2: 1.2}}, "b": {"m": {0: 6.0, 1: 7.0, 2: 8.0}}}
+    assert claims.evaluate(spec, "mini", s, [])[0].verdict == "pass"
+    spec = _spec({"type": "monotone", "metric": "m", "rows": ["a", "b", "c"]}, deterministic=False)
+    s = {"a": {"m": {0: 1.0, 1: 1.1, 2: 1.2}}, "b": {"m": {0: 2.0, 1: 2.1, 2: 2.2}},
+         "c": {"m": {0: 2.0, 1: 3.1, 2: 1.5}}}  # second step within noise
+    v = claims.evaluate(spec, "mini", s, [])[0]
+    assert v.verdict == "inconclusive" and "steps: pass, inconclusive (0.2 SE)" in v.detail
+
+
+def test_saturated_metric_is_flagged():
+    spec = _spec(BETTER, saturated=0.99)
+    [v] = claims.evaluate(spec, "mini", _one_seed({"a": 0.996, "b": 0.993}), [])
+    assert v.saturated and "saturated" in v.detail
+    [v] = claims.evaluate(spec, "mini", _one_seed({"a": 0.996, "b": 0.95}), [])
+    assert not v.saturated
+
+
+def test_summary_counts_three_verdicts():
+    cs = [{"verdict": "pass"}, {"verdict": "inconclusive", "saturated": True}, {"verdict": "fail"},
+          {"verdict": "inconclusive"}]
+    assert claims.summary(cs) == "1 pass, 1 fail, 2 inconclusive (1 saturated)"
 
 
 def test_validate_flags_unknown_rows_and_metrics():
