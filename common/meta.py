@@ -12,13 +12,20 @@ from common import ROOT
 PACKAGES = ("torch", "numpy", "omegaconf", "transformers", "gymnasium", "stable-baselines3", "scikit-learn", "mnist1d")
 
 
+def generated(path: str) -> bool:
+    """Files `repro compare` / `repro report` write (reports/, the paper READMEs' results blocks): a
+    change there does not make the code a run used uncommitted."""
+    return path.startswith("reports/") or (path.startswith("papers/") and path.endswith("/README.md"))
+
+
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=5).stdout
+        dirty = [line[3:] for line in status.splitlines() if line.strip() and not generated(line[3:])]
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -107,7 +107,7 @@ def spec_hash(spec, scale: str, needs: dict | None = None) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def tree_dirty(ignore=("reports/", "papers/")) -> list[str]:
+def tree_dirty() -> list[str]:
     """Tracked files with uncommitted changes, outside generated output (reports/, the paper READMEs'
     results blocks). [] for a clean tree; ['<no git>'] when git cannot tell."""
     import subprocess
@@ -118,8 +118,8 @@ def tree_dirty(ignore=("reports/", "papers/")) -> list[str]:
         return ["<no git>"]
     if out.returncode != 0:
         return ["<no git>"]
-    paths = [line[3:] for line in out.stdout.splitlines() if line.strip()]
-    return [p for p in paths if not (p.startswith("reports/") or (p.startswith("papers/") and p.endswith("/README.md")))]
+    from common.meta import generated
+    return [p for p in (line[3:] for line in out.stdout.splitlines() if line.strip()) if not generated(p)]
 
 
 def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
