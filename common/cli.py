@@ -101,6 +101,7 @@ def cmd_list(a):
 
 
 def cmd_show(a):
+    from common.config import run_rows
     from common.registry import get_paper
     from common.report.reported import load
     p = get_paper(a.pid)
@@ -115,7 +116,7 @@ def cmd_show(a):
         print(f"\n[{t}] {p.caption(t)}\n  rows: {', '.join(spec.rows)}\n  metrics: {', '.join(spec.metrics)}")
         for sc in ("smoke", "mini", "full"):
             ss = spec.scales[sc]
-            print(f"  {sc}: rows {','.join(ss.rows or spec.rows)}; seeds {ss.seeds or spec.seeds}; set {ss.set}")
+            print(f"  {sc}: rows {','.join(run_rows(spec, sc))}; seeds {ss.seeds or spec.seeds}; set {ss.set}")
         for r in [r for r in rep if r.table == t]:
             print(f"  paper: {r.row} {r.column} {r.metric} = {r.value:g} [{r.kind}] ({r.source})")
         for c in spec.claims:

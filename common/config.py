@@ -163,6 +163,24 @@ class ScaleSpec:
 
 
 @dataclass
+class TuneSpec:
+    """The shared tuning protocol for one row: run the row at every point of `grid`, choose the point
+    with the best mean `select` (a validation metric) over seeds, and report that point's values (its
+    test metrics) as the row. Rows a claim compares get grids of the same size (the same budget)."""
+
+    grid: Any = field(default_factory=dict)
+    """`{dotted.key: [values]}` (a Cartesian product, as in ScaleSpec.grid); point rows are named
+    `<row>@<key><value>` and are normal runs."""
+    select: str = ""
+    """The metric the point is chosen on (e.g. val_acc): never a test metric."""
+    maximize: Optional[bool] = None
+    """Whether a larger `select` is better (default: the table metric's direction, else True)."""
+    select_from: str = ""
+    """Take the point another tuned row chose instead of choosing (e.g. a schedule-free run stopped
+    early must use the learning rate chosen at the full budget, which it does not know)."""
+
+
+@dataclass
 class PlotSpec:
     kind: str = "bar"
     """bar: final metric per row; curve: a metrics.jsonl series per row (mean over seeds)."""
@@ -193,6 +211,8 @@ class TableSpec:
     needs: list = field(default_factory=list)
     """Tables of the same paper that `repro run` runs first at the same scale (finished runs kept),
     e.g. the sweep a fit table reads."""
+    tune: dict = field(default_factory=dict)
+    """{row: TuneSpec}: rows tuned by the shared protocol (see TuneSpec)."""
     deterministic: bool = False
     """The rows' metrics do not depend on the seed (closed forms, fits to fixed data): claims are decided
     without a noise test, so one seed is enough. Otherwise a claim on one-seed rows is inconclusive."""
@@ -268,6 +288,7 @@ def parse_table(raw: Any, where: str) -> TableSpec:
         if v is not None and not isinstance(v, dict):
             raise ConfigError(f"{where}: rows.{r} must be a mapping of config values")
     spec.rows = {str(k): (v or {}) for k, v in spec.rows.items()}
+    _expand_tuning(spec, where)
     for s in SCALES:
         if s not in spec.scales:
             raise ConfigError(f"{where}: missing scales.{s} (every table has smoke, mini and full)")
@@ -303,12 +324,62 @@ def parse_table(raw: Any, where: str) -> TableSpec:
     return spec
 
 
+def _merge(a: dict, b: dict) -> dict:
+    """a updated with b, recursively (a new dict; neither is modified)."""
+    import copy
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _expand_tuning(spec: TableSpec, where: str) -> None:
+    """Turn `tune` into TuneSpecs and add every grid point as a row `<row>@<point>`."""
+    spec.tune_parent = {}
+    tune = {}
+    for r, t in (spec.tune or {}).items():
+        if r not in spec.rows:
+            raise ConfigError(f"{where}: tune names unknown row '{r}'{closest(r, spec.rows)}")
+        _check_keys(TuneSpec, t or {}, f"{where} tune.{r}")
+        ts = TuneSpec(**(t or {}))
+        if not ts.grid or not ts.select:
+            raise ConfigError(f"{where}: tune.{r} needs a grid and the metric to select on (select)")
+        ts.points = {}
+        for pname, vals in expand_grid(ts.grid, f"{where} tune.{r}.grid").items():
+            name = f"{r}@{pname}"
+            if name in spec.rows:
+                raise ConfigError(f"{where}: tune point '{name}' conflicts with a row of the same name")
+            spec.rows[name] = _merge(spec.rows[r], vals)
+            ts.points[name] = pname
+            spec.tune_parent[name] = r
+        tune[r] = ts
+    for r, ts in tune.items():
+        if ts.select_from:
+            src = tune.get(ts.select_from)
+            if src is None or src.select_from:
+                raise ConfigError(f"{where}: tune.{r}.select_from must name a tuned row that selects itself")
+            if sorted(src.points.values()) != sorted(ts.points.values()):
+                raise ConfigError(f"{where}: tune.{r} and tune.{ts.select_from} need the same grid points")
+    spec.tune = tune
+
+
+def run_rows(spec: TableSpec, scale: str, rows=None) -> list[str]:
+    """The rows actually run at `scale` (or of `rows`): a tuned row stands for its grid points."""
+    sc = spec.scales[scale]
+    names = list(rows or sc.rows or [r for r in spec.rows if r not in getattr(spec, "tune_parent", {})])
+    out = []
+    for r in names:
+        out += list(spec.tune[r].points) if r in spec.tune else [r]
+    return list(dict.fromkeys(out))
+
+
 def row_layers(spec: TableSpec, table_path: str, scale: str, row: str, overrides: dict) -> list[tuple[str, dict]]:
     sc = spec.scales[scale]
+    parent = getattr(spec, "tune_parent", {}).get(row)
     return [
         (f"{table_path} base", spec.base),
         (f"{table_path} rows.{row}", spec.rows[row]),
         (f"{table_path} scales.{scale}.set", sc.set),
-        (f"{table_path} scales.{scale}.row_set.{row}", sc.row_set.get(row, {})),
+        (f"{table_path} scales.{scale}.row_set.{row}", sc.row_set.get(row, sc.row_set.get(parent, {}))),
         ("command line", overrides),
     ]

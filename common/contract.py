@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from common import ROOT
-from common.config import SCALES, build_config, row_layers
+from common.config import SCALES, build_config, row_layers, run_rows
 from common.errors import ConfigError, UsageError
 from common.registry import PID_RE, Paper, all_papers, configs_dir, validate_meta
 from common.report import claims as claims_mod
@@ -53,7 +53,7 @@ def check_paper(paper: Paper) -> list[str]:
             continue
         where = f"configs/{paper.pid}/{t}.yaml"
         for scale in SCALES:
-            for row in spec.scales[scale].rows or spec.rows:
+            for row in run_rows(spec, scale):
                 try:
                     build_config(cls, row_layers(spec, where, scale, row, {}))
                 except ConfigError as e:
@@ -68,6 +68,10 @@ def check_paper(paper: Paper) -> list[str]:
             if n not in paper.tables:
                 errs.append(f"{t}: needs '{n}', which is not a table of {paper.pid}")
     for r in reported:
+        src = r.source.lower()
+        if r.kind == "reported" and ("github.com" in src or "released" in src or "readme" in src):
+            errs.append(f"reported.csv: {r.table}/{r.row}/{r.metric} comes from released data or a repository "
+                        f"('{r.source[:60]}'): its kind is third_party, not reported")
         if r.table not in specs:
             if r.table not in paper.tables:
                 errs.append(f"reported.csv: table '{r.table}' is not in paper.yaml")

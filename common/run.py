@@ -154,13 +154,14 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
     """Resolve every run's config before anything is written: a bad key fails here (exit 2)."""
     from common.config import closest
     sc = spec.scales[scale]
-    all_rows = list(sc.rows or spec.rows)
+    from common.config import run_rows
+    all_rows = run_rows(spec, scale)
     if rows:
         for r in rows:
             if r not in spec.rows:
                 raise UsageError(f"unknown row '{r}' in {paper.pid}/{table}{closest(r, spec.rows)}; "
                                  f"rows: {', '.join(spec.rows)}")
-        all_rows = [r for r in spec.rows if r in rows]
+        all_rows = run_rows(spec, scale, [r for r in spec.rows if r in rows])
     seeds = list(seeds) if seeds else list(sc.seeds or spec.seeds)
     cls = paper.config_class(spec)
     where = str(paper.table_path(table).relative_to(paper.dir.parent.parent))

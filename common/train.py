@@ -129,7 +129,10 @@ def train_classifier(model: nn.Module, split, opt, sched, tc: TrainConfig, ctx: 
     def evaluate():
         te_acc, te_loss = accuracy(model, split.x_test, split.y_test)
         tr_acc, tr_loss = accuracy(model, split.x_train, split.y_train)
-        return {f"{prefix}test_acc": te_acc, f"{prefix}test_loss": te_loss,
-                f"{prefix}train_acc": tr_acc, f"{prefix}train_loss": tr_loss}
+        out = {f"{prefix}test_acc": te_acc, f"{prefix}test_loss": te_loss,
+               f"{prefix}train_acc": tr_acc, f"{prefix}train_loss": tr_loss}
+        if getattr(split, "x_val", None) is not None:
+            out[f"{prefix}val_acc"], out[f"{prefix}val_loss"] = accuracy(model, split.x_val, split.y_val)
+        return out
 
     return train_loop(model, opt, sched, step_loss, evaluate, tc, ctx)

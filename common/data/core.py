@@ -25,9 +25,24 @@ class Split:
     y_test: torch.Tensor
     num_classes: int
     in_shape: tuple
+    x_val: torch.Tensor | None = None
+    """A validation set carved out of the training set (`holdout`), for choosing hyper-parameters."""
+    y_val: torch.Tensor | None = None
 
     def __post_init__(self):
         assert len(self.x_train) == len(self.y_train) and len(self.x_test) == len(self.y_test)
+
+    def holdout(self, frac: float, seed: int) -> "Split":
+        """The same split with `frac` of the training examples moved to a validation set (a seeded
+        permutation, so every row of a table that shares the seed holds out the same examples)."""
+        if not 0.0 < frac < 1.0:
+            raise UsageError(f"val_frac must be in (0, 1), got {frac}")
+        g = torch.Generator().manual_seed(10_007 + int(seed))
+        idx = torch.randperm(len(self.x_train), generator=g)
+        n_val = max(1, int(round(frac * len(idx))))
+        va, tr = idx[:n_val], idx[n_val:]
+        return Split(self.x_train[tr], self.y_train[tr], self.x_test, self.y_test, self.num_classes,
+                     self.in_shape, self.x_train[va], self.y_train[va])
 
 
 def data_root() -> Path:

@@ -88,6 +88,13 @@ def validate(spec: TableSpec) -> list[str]:
             errs.append(f"claim {c.id}: tol must be >= 0")
         if not c.text:
             errs.append(f"claim {c.id}: give the paper's claim in words ('text')")
+        budgets = {r: len(spec.tune[r].points) for r in claim_rows(c) if r in (spec.tune or {})}
+        if len(set(budgets.values())) > 1:
+            errs.append(f"claim {c.id}: compared rows get unequal tuning budgets "
+                        f"({', '.join(f'{r}: {n}' for r, n in budgets.items())} grid points)")
+    for r, ts in (spec.tune or {}).items():
+        if ts.select in spec.metrics and "test" in ts.select:
+            errs.append(f"tune.{r}: selects on '{ts.select}', a test metric; select on validation data")
     return errs
 
 

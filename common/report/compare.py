@@ -43,6 +43,39 @@ def aggregate(results: dict, metrics: list[str]) -> dict:
     return agg
 
 
+def apply_tuning(spec, agg: dict, scale: str) -> None:
+    """The tuned rows of `spec` at `scale`, each the grid point with the best mean selection metric
+    over seeds (points with a failed or diverged seed are not eligible), in place in `agg`."""
+    listed = set(spec.scales[scale].rows or spec.rows)
+    order = sorted(spec.tune, key=lambda r: bool(spec.tune[r].select_from))  # choosers first
+    chosen = {}
+    for r in order:
+        if r not in listed:
+            continue
+        ts = spec.tune[r]
+        maximize = ts.maximize if ts.maximize is not None else (
+            spec.metrics[ts.select].higher_is_better if ts.select in spec.metrics else True)
+        by_point = {}
+        for name, pname in ts.points.items():
+            a = agg.get(name)
+            vals = list(seed_values(a, ts.select).values()) if a else []
+            bad = a is None or any(k != "ok" for k in a.get("status", {})) or not vals
+            by_point[pname] = None if bad else statistics.fmean(vals)
+        if ts.select_from:
+            pick = chosen.get(ts.select_from)
+        else:
+            ok = {p: v for p, v in by_point.items() if v is not None}
+            pick = (max if maximize else min)(ok, key=ok.get) if ok else None
+        chosen[r] = pick
+        if pick is None:
+            agg.pop(r, None)
+            continue
+        import copy
+        agg[r] = copy.deepcopy(agg[f"{r}@{pick}"])
+        agg[r]["tuned"] = {"select": ts.select, "maximize": maximize, "chosen": pick,
+                           "by_point": by_point, "from": ts.select_from or r}
+
+
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -97,8 +130,9 @@ def spec_hash(spec, scale: str, needs: dict | None = None) -> str:
     """config_hash of a parsed table spec (`needs`: the hashes of the tables it needs)."""
     import hashlib
     import dataclasses
+    from common.config import run_rows
     sc = spec.scales[scale]
-    rows = list(sc.rows or spec.rows)
+    rows = run_rows(spec, scale)
     payload = {"experiment": spec.experiment, "config": spec.config, "base": spec.base,
                "rows": {r: spec.rows[r] for r in rows}, "seeds": list(sc.seeds or spec.seeds),
                "scale": {k: v for k, v in dataclasses.asdict(sc).items() if k not in ("rows", "seeds", "grid")},
@@ -131,8 +165,8 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
     spec = paper.load_table(table)
     committed = reports_dir is None or Path(reports_dir).resolve() == (ROOT / "reports").resolve()
     reports_dir = Path(reports_dir or ROOT / "reports")
-    rows = list(spec.scales[scale].rows or spec.rows)
-    results = collect(out, paper.pid, table, scale, rows)
+    from common.config import run_rows
+    results = collect(out, paper.pid, table, scale, run_rows(spec, scale))
     if not any(results.values()):
         raise UsageError(f"no results for {paper.pid}/{table} at scale {scale} under {out}/; "
                          f"run `repro run {paper.pid} {table} --scale {scale}` first")
@@ -146,6 +180,7 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
         raise UsageError(f"refusing to write {paper.pid}/{table} into reports/: {why}. Commit, rerun and "
                          f"compare again, or pass --reports DIR for a local report (--allow-dirty forces it)")
     agg = aggregate(results, list(spec.metrics))
+    apply_tuning(spec, agg, scale)
     doc = {
         "pid": paper.pid, "table": table, "title": paper.title, "caption": paper.caption(table),
         "scale": scale, "generated": time.strftime("%Y-%m-%d"),
@@ -199,6 +234,8 @@ def recheck(paper, table: str, reports_dir: Path | None = None, write: bool = Tr
     for row, a in doc["rows"].items():  # per-seed values keyed by seed
         per = samples({"pid": paper.pid, "table": table, "rows": {row: a}})[row]
         a["per_seed"] = {m: {str(k): x for k, x in vals.items()} for m, vals in per.items()}
+        _summarize(a, list(spec.metrics))
+    apply_tuning(spec, doc["rows"], doc["scale"])
     doc["claims"] = verdicts(paper, spec, doc)
     doc.setdefault("machines", [doc.get("hardware", "unknown")])
     doc.setdefault("clean", not any(x.endswith("-dirty") for x in doc.get("git_sha", [])))
@@ -248,14 +285,14 @@ def markdown(doc: dict, spec) -> str:
          f"- claims: {claims_mod.summary(doc['claims'])}" if doc["claims"] else "- claims: none at this scale", ""]
     if spec.notes:
         L += [spec.notes.strip(), ""]
-    metrics = list(doc["metrics"])
+    metrics, rows = _order(doc, spec)
     L += ["## Results (mean ± std over seeds)", ""]
     head = ["row", "seeds"]
     for m in metrics:
         arrow = "↑" if doc["metrics"][m]["higher_is_better"] else "↓"
         head.append(f"{_cell(doc['metrics'][m]['label'])} {arrow}")
     L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row, a in doc["rows"].items():
+    for row, a in rows:
         st = ", ".join(f"{k} {v}" for k, v in a["status"].items() if k != "ok")
         cells = [f"`{row}`", f"{len(a['seeds'])}" + (f" ({st})" if st else "")]
         for m in metrics:
@@ -263,6 +300,7 @@ def markdown(doc: dict, spec) -> str:
             cells.append(f"{_fmt(v['mean'])} ± {_fmt(v['std'])}" if v else "—")
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
+    L += _tuning(doc, spec)
     if doc["reported"]:
         L += ["## The paper's numbers", "",
               "| row | column | metric | paper | ours (this scale) | kind | source |", "|---|---|---|---|---|---|---|"]
@@ -289,15 +327,37 @@ def markdown(doc: dict, spec) -> str:
     for c in doc["claims"]:
         L.append(f"- **{_label(c)}** `{c['id']}` ({c['type']}): {c['text']}  \n  {c['detail']}")
     L += ["", f"![{doc['table']}]({doc['table']}.png)", ""]
-    L += _per_seed(doc)
+    L += _per_seed(doc, spec)
     return "\n".join(L)
 
 
-def _per_seed(doc: dict) -> list[str]:
+def _tuning(doc: dict, spec) -> list[str]:
+    tuned = {r: a["tuned"] for r, a in _order(doc, spec)[1] if a.get("tuned")}
+    if not tuned:
+        return []
+    L = ["## Tuning", "", "Tuned rows are their grid point with the best mean selection metric over seeds "
+         "(validation data, never the test set); a point with a failed or diverged seed is not eligible.", "",
+         "| row | selected on | grid (mean of the selection metric) | chosen |", "|---|---|---|---|"]
+    for r, t in tuned.items():
+        pts = ", ".join(f"{p}: {'—' if v is None else _fmt(v)}" for p, v in t["by_point"].items())
+        how = t["select"] + (" ↑" if t["maximize"] else " ↓") + ("" if t["from"] == r else f" (the point {t['from']} chose)")
+        L.append(f"| `{r}` | {how} | {pts} | `{t['chosen']}` |")
+    return L + [""]
+
+
+def _order(doc: dict, spec) -> tuple[list, list]:
+    """Metrics and (row, aggregate) pairs in the table config's order (a report JSON is stored with
+    sorted keys; the markdown must not depend on whether it was just computed or read back)."""
+    metrics = [m for m in spec.metrics if m in doc["metrics"]] + [m for m in doc["metrics"] if m not in spec.metrics]
+    names = [r for r in spec.rows if r in doc["rows"]] + [r for r in doc["rows"] if r not in spec.rows]
+    return metrics, [(r, doc["rows"][r]) for r in names]
+
+
+def _per_seed(doc: dict, spec) -> list[str]:
     """The numbers every verdict is computed from: one line per row and metric."""
-    metrics = list(doc["metrics"])
+    metrics, rows = _order(doc, spec)
     L = ["## Per-seed values", "", "| row | metric | " + " | ".join(["values by seed"]) + " |", "|---|---|---|"]
-    for row, a in doc["rows"].items():
+    for row, a in rows:
         per = a.get("per_seed") or {}
         for m in metrics:
             vals = per.get(m)

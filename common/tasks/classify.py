@@ -24,6 +24,9 @@ class ClassifyConfig(BaseConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
     epochs: float = 0.0
     """If > 0, sets train.steps to this many passes over the training set (drop-last batches)."""
+    val_frac: float = 0.0
+    """If > 0, hold out this fraction of the training set as validation data (reported as val_acc,
+    val_loss): what a table's `tune` protocol selects hyper-parameters on, never the test set."""
 
 
 def preflight(cfg: ClassifyConfig) -> None:
@@ -31,6 +34,9 @@ def preflight(cfg: ClassifyConfig) -> None:
     if cfg.model not in models.vision.MODELS:
         models.build(cfg.model, (1,), 1)  # raises the usage error with valid names
     check(cfg.optim)
+    if not 0.0 <= cfg.val_frac < 1.0:
+        from common.errors import UsageError
+        raise UsageError(f"val_frac must be in [0, 1), got {cfg.val_frac}")
 
 
 def steps_for(cfg: ClassifyConfig, n_train: int) -> int:
@@ -43,6 +49,8 @@ def run(cfg: ClassifyConfig, ctx: RunContext, probe: Callable[[nn.Module], dict]
     """Train and evaluate. `probe(model) -> {name: value}` is measured on the initial and the final
     model; the results get both, as `<name>_init` and `<name>`."""
     split = data_mod.load(cfg.dataset, seed=cfg.seed)
+    if cfg.val_frac > 0:
+        split = split.holdout(cfg.val_frac, cfg.seed)
     model = models.build(cfg.model, split.in_shape, split.num_classes).to(cfg.device)
     cfg.train.steps = steps_for(cfg, len(split.x_train))
     opt = build_optimizer(model.parameters(), cfg.optim)

@@ -8,7 +8,7 @@ import torch
 
 from common.registry import get_paper
 from common.run import plan, run_jobs
-from tests.conftest import repro_subprocess
+from tests.conftest import ROOT, repro_subprocess
 
 pytestmark = pytest.mark.smoke
 P, T = "adabelief_2020", "cifar10"
@@ -230,3 +230,24 @@ def test_overlapping_forget_and_retain_split_exits_2(cli, tmp_path):
                          tmp_path / "runs", "split.forget_authors=[1,2]", "split.retain_authors=[2,3]")
     assert code == 2 and "overlaps the retain split" in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def _tracked_changes():
+    import subprocess
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                          capture_output=True, text=True).stdout
+
+
+def test_demo_leaves_the_tree_clean(cli, tmp_path):
+    """`make demo` writes runs and report outside the tracked tree (the same commands at smoke scale)."""
+    make = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    cmds = [line.strip().split("/repro ", 1)[1].split() for line in make.splitlines() if "/repro " in line]
+    assert [c[0] for c in cmds] == ["run", "compare"] and "--reports" in cmds[1]
+    before = _tracked_changes()
+    for c in cmds:
+        c = [tmp_path / "demo" if a == "runs/demo" else tmp_path / "demo" / "reports" if a == "runs/demo/reports"
+             else "smoke" if a == "mini" else a for a in c]
+        code, out, err = cli(*c)
+        assert code == 0, out + err
+    assert (tmp_path / "demo" / "reports" / "adabelief_2020" / "toy2d.md").exists()
+    assert _tracked_changes() == before

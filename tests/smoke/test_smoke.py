@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from common.config import run_rows
 from common.registry import all_papers
 from tests.conftest import paper_tables
 
@@ -17,7 +18,7 @@ def test_table_runs_at_smoke_scale(pid, table, cli, tmp_path):
     assert code == 0, out + err
     results = list((tmp_path / "runs" / pid / table / "smoke").glob("*/seed*/result.json"))
     spec = all_papers()[pid].load_table(table)
-    assert len(results) == len(spec.scales["smoke"].rows or spec.rows) * len(spec.scales["smoke"].seeds or spec.seeds)
+    assert len(results) == len(run_rows(spec, "smoke")) * len(spec.scales["smoke"].seeds or spec.seeds)
     for r in results:
         res = json.loads(r.read_text())
         assert res["status"] == "ok", res
