@@ -341,7 +341,10 @@ def _tuning(doc: dict, spec) -> list[str]:
     for r, t in tuned.items():
         pts = ", ".join(f"{p}: {'—' if v is None else _fmt(v)}" for p, v in t["by_point"].items())
         how = t["select"] + (" ↑" if t["maximize"] else " ↓") + ("" if t["from"] == r else f" (the point {t['from']} chose)")
-        L.append(f"| `{r}` | {how} | {pts} | `{t['chosen']}` |")
+        names = list(t["by_point"])
+        edge = " (at the grid's edge: the best value may lie beyond it)" if len(names) > 2 and \
+            t["chosen"] in (names[0], names[-1]) else ""
+        L.append(f"| `{r}` | {how} | {pts} | `{t['chosen']}`{edge} |")
     return L + [""]
 
 
