@@ -48,12 +48,19 @@ def check_params(params) -> list:
         raise TypeError("params must be an iterable of tensors or dicts, got a single Tensor "
                         "(pass model.parameters() or [tensor])")
     params = list(params)
+    out = []
     for p in params:
-        items = p["params"] if isinstance(p, dict) else [p]
-        for t in ([items] if isinstance(items, torch.Tensor) else items):
+        if isinstance(p, dict):  # a group: its params may be a generator, which we must not consume
+            items = p.get("params", [])
+            items = [items] if isinstance(items, torch.Tensor) else list(items)
+            p = dict(p, params=items)
+        else:
+            items = [p]
+        for t in items:
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"params must contain tensors, got {type(t).__name__}")
-    return params
+        out.append(p)
+    return out
 
 
 def eval_closure(closure: Callable | None):
@@ -86,6 +93,19 @@ def init_state(st: dict, p: torch.Tensor, *zeros: str, step: bool = True, **copi
         if name not in st:
             st[name] = p.detach().clone(memory_format=torch.preserve_format)
     return st
+
+
+class ModeAware:
+    """Mixin for optimizers that keep two points and switch with train()/eval() (schedule-free, DoG
+    averaging), flagged per group by `train_mode`: a group added later starts in the optimizer's
+    current mode, so the next eval()/train() converts it like the others."""
+
+    def add_param_group(self, group):
+        groups = getattr(self, "param_groups", None)
+        mode = groups[0]["train_mode"] if groups else None
+        super().add_param_group(group)
+        if mode is not None:
+            self.param_groups[-1]["train_mode"] = mode
 
 
 def set_mode(opt, train: bool) -> None:

@@ -18,7 +18,9 @@ adabelief-pytorch>=0.1, not of the paper's Algorithm 2): with ρ_∞ = 2/(1-β2)
 
     r_t = sqrt((1-β2^t)(ρ_t-4)(ρ_t-2)ρ_∞ / ((ρ_∞-4)(ρ_∞-2)ρ_t)) / (1-β1^t),
 
-and an SGD-with-momentum step α m_t/(1-β1^t) before that. In that mode ε is not added to s_t.
+and an SGD-with-momentum step α m_t/(1-β1^t) before that. ε is added to s_t in place every step in this
+mode too, as in the paper's Algorithm 2 and the package (which adds it while forming the unrectified
+denominator, whatever the mode); an earlier version left it out, 1.6e-6 off the package at eps=1e-8.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ def adabelief_rectified_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor
                                adaptive: bool, decoupled: bool) -> None:
     """One rectified step; `adaptive` says whether ρ_t >= 5 (else the momentum-SGD step)."""
     _decay_and_moments(p, g, m, s, lr, beta1, beta2, weight_decay, decoupled)
+    s.add_(eps)
     if adaptive:
         p.sub_(m / (s.sqrt() + eps) * (lr * step_size))
     else:

@@ -30,7 +30,7 @@ def adabound_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.
     m.mul_(beta1).add_(g * (1 - beta1))
     v.mul_(beta2).add_(g * g * (1 - beta2))
     if amsbound:
-        torch.maximum(vmax, v, out=vmax)
+        vmax.copy_(torch.maximum(vmax, v))  # not out=: it cannot compile for a non-contiguous vmax
         denom = vmax.sqrt() + eps
     else:
         denom = v.sqrt() + eps
@@ -53,8 +53,12 @@ class AdaBound(torch.optim.Optimizer):
             raise ValueError(f"gamma must be in [0, 1), got {gamma}")
         super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), final_lr=final_lr, gamma=gamma,
                                                     eps=eps, weight_decay=weight_decay, amsbound=amsbound))
-        for group in self.param_groups:
-            group.setdefault("initial_lr_bound", group["lr"])  # saved in state_dict, unlike an attribute
+
+    def add_param_group(self, group):
+        """Every group, also one added mid-run, keeps the lr it started with: final_lr follows lr's
+        schedule as final_lr * lr / initial lr (saved in state_dict, unlike an attribute)."""
+        super().add_param_group(group)
+        self.param_groups[-1].setdefault("initial_lr_bound", self.param_groups[-1]["lr"])
 
     @torch.no_grad()
     def step(self, closure=None):

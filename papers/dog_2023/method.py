@@ -20,12 +20,14 @@ evaluates the averaged model. Only parameters are averaged, not normalization bu
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from common.optim.base import check_args, check_params, eval_closure, init_state
+from common.optim.base import ModeAware, check_args, check_params, eval_closure, init_state
 
 
-class DoG(torch.optim.Optimizer):
+class DoG(ModeAware, torch.optim.Optimizer):
     """DoG with the torch.optim API. `lr` is the paper's c (keep 1.0)."""
     layerwise = False
 
@@ -58,22 +60,8 @@ class DoG(torch.optim.Optimizer):
                 grads = torch._foreach_add(grads, ps, alpha=group["weight_decay"])
             gsq = self._norms(grads) ** 2
             dist = self._norms(torch._foreach_sub(ps, [s["x0"] for s in sts]))
-            first = "G" not in sts[0]
-            if not self.layerwise:
-                gsq, dist = gsq.sum(), dist.norm()
-            if first:
-                x0n = self._norms(ps)
-                rbar = group["reps_rel"] * (1 + (x0n if self.layerwise else x0n.norm()))
-                G = gsq + group["eps"]
-            else:
-                rbar = torch.maximum(sts[0]["rbar"] if not self.layerwise else torch.stack([s["rbar"] for s in sts]),
-                                     dist)
-                G = (sts[0]["G"] if not self.layerwise else torch.stack([s["G"] for s in sts])) + gsq
-            eta = group["lr"] * rbar / G.sqrt()
-            for i, s in enumerate(sts):  # the layerwise ones index per tensor; DoG shares one value
-                s["rbar"], s["G"] = (rbar[i], G[i]) if self.layerwise else (rbar, G)
-                s["eta"] = eta[i] if self.layerwise else eta
-            etas = [float(s["eta"]) for s in sts]
+            etas = self._layer_etas(group, ps, sts, gsq, dist) if self.layerwise else \
+                [self._group_eta(group, ps, gsq, dist)] * len(ps)
             torch._foreach_add_(ps, torch._foreach_mul(grads, [-e for e in etas]))
             group["t"] += 1
             if group["average"]:
@@ -81,6 +69,31 @@ class DoG(torch.optim.Optimizer):
                 avgs = [init_state(s, p, step=False, avg=True)["avg"] for s, p in zip(sts, ps)]
                 torch._foreach_lerp_(avgs, ps, w)
         return loss
+
+    def _group_eta(self, group, ps, gsq, dist) -> float:
+        """DoG: r̄ and G over the whole group, kept in the group as Python floats (float64 that
+        load_state_dict does not cast, and not reset when a parameter has no gradient on a step)."""
+        if group.get("G") is None:
+            group["rbar"] = group["reps_rel"] * (1 + float(self._norms(ps).norm()))
+            group["G"] = float(gsq.sum()) + group["eps"]
+        else:
+            group["rbar"] = max(group["rbar"], float(dist.norm()))
+            group["G"] += float(gsq.sum())
+        return group["lr"] * group["rbar"] / math.sqrt(group["G"])
+
+    def _layer_etas(self, group, ps, sts, gsq, dist) -> list[float]:
+        """L-DoG: r̄ and G per tensor, in its state as Python floats; a tensor whose first gradient
+        comes late (a frozen layer unfrozen) starts its own statistics then."""
+        x0n = self._norms(ps)
+        for i, s in enumerate(sts):
+            if "G" not in s:
+                s["rbar"] = group["reps_rel"] * (1 + float(x0n[i]))
+                s["G"] = float(gsq[i]) + group["eps"]
+            else:
+                s["rbar"] = max(s["rbar"], float(dist[i]))
+                s["G"] += float(gsq[i])
+            s["eta"] = group["lr"] * s["rbar"] / math.sqrt(s["G"])
+        return [s["eta"] for s in sts]
 
     @torch.no_grad()
     def _swap(self, train: bool) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from common.kernels import fused
-from common.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
+from common.optim.base import ModeAware, check_args, check_params, eval_closure, init_state, params_with_grad
 
 
 @fused
@@ -44,7 +44,7 @@ def schedulefree_update(y: torch.Tensor, g: torch.Tensor, z: torch.Tensor, v: to
     z.sub_(d * lr)
 
 
-class _ScheduleFree(torch.optim.Optimizer):
+class _ScheduleFree(ModeAware, torch.optim.Optimizer):
     adaptive = False
 
     def __init__(self, params, defaults: dict):

@@ -22,6 +22,8 @@ ADABELIEF_CASES = [
      dict(eps=1e-8, weight_decay=1e-2, weight_decouple=True, rectify=False)),
     (dict(eps=1e-16, weight_decay=1e-2, decoupled=True, rectify=True),  # the package's defaults
      dict(eps=1e-16, weight_decay=1e-2)),
+    (dict(eps=1e-8, weight_decay=1e-2, decoupled=True, rectify=True),  # the package's default mode at eps 1e-8
+     dict(eps=1e-8, weight_decay=1e-2)),
     (dict(lr=3e-2, betas=(0.5, 0.9), eps=1e-12, rectify=True),
      dict(lr=3e-2, betas=(0.5, 0.9), eps=1e-12, weight_decouple=False, rectify=True)),
 ]
