@@ -41,13 +41,7 @@ def fused(fn):
             return eager(*args, **kwargs)
         if state["compiled"] is None:
             import torch
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            # one graph per (tensor rank, dtype, bool flags): a CNN alone needs 4 ranks
-            cfg = torch._dynamo.config
-            if hasattr(cfg, "recompile_limit"):
-                cfg.recompile_limit = max(cfg.recompile_limit, 64)
-            else:
-                cfg.cache_size_limit = max(cfg.cache_size_limit, 64)
+            _configure()
             state["compiled"] = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
             import torch
@@ -64,9 +58,84 @@ def fused(fn):
                   file=sys.stderr)
             return eager(*args, **kwargs)
 
+    many = {"compiled": None, "failed": set()}
+
+    def foreach(lists, scalars):
+        """fn applied to the i-th tensor of every list with the same `scalars`, in one compiled call
+        (falls back to one call per tensor for a layout compile cannot handle)."""
+        if not compile_enabled():
+            for ts in zip(*lists):
+                eager(*ts, *scalars)
+            return
+        key = tuple(tuple(_layout(ts, {})) for ts in lists) + _layout(scalars, {})
+        if key in many["failed"]:
+            for ts in zip(*lists):
+                wrapper(*ts, *scalars)
+            return
+        import torch
+        if many["compiled"] is None:
+            def body(lists, *sc):
+                for ts in zip(*lists):
+                    fn(*ts, *sc)
+            _configure()
+            many["compiled"] = torch.compile(body, dynamic=True, fullgraph=True)
+        try:
+            tsc = [torch.tensor(a, dtype=torch.float64) if type(a) is float else a for a in scalars]
+            many["compiled"]([list(ls) for ls in lists], *tsc)
+            calls["compiled"] += 1
+        except Exception as e:
+            many["failed"].add(key)
+            print(f"warning: {fn.__name__} over a tensor list runs per tensor for one layout: "
+                  f"{str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)
+            for ts in zip(*lists):
+                wrapper(*ts, *scalars)
+
     wrapper.eager = fn
     wrapper.calls = calls
+    wrapper.foreach = foreach
     return wrapper
+
+
+class batched:
+    """Collect the calls of a @fused kernel made in a loop over parameters, and run them on exit as
+    one compiled call per distinct set of scalar arguments (usually one per param group):
+
+        with batched(adabelief_update) as call:
+            for group, p, st in params_with_grad(opt):
+                call(p, p.grad, st["exp_avg"], ..., lr, beta1, ...)   # tensors first, then scalars
+
+    Valid for elementwise kernels, whose call for one tensor never reads another's."""
+
+    def __init__(self, kernel):
+        self.kernel, self.pending = kernel, {}
+
+    def __call__(self, *args):
+        n = next((i for i, a in enumerate(args) if not hasattr(a, "dim")), len(args))
+        tensors, scalars = args[:n], tuple(args[n:])
+        lists = self.pending.setdefault(scalars, [[] for _ in tensors])
+        for ls, t in zip(lists, tensors):
+            ls.append(t)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            for scalars, lists in self.pending.items():
+                self.kernel.foreach(lists, scalars)
+        self.pending = {}
+        return False
+
+
+def _configure() -> None:
+    import torch
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    # one graph per (tensor rank, dtype, bool flags), or per list structure for `foreach`
+    cfg = torch._dynamo.config
+    if hasattr(cfg, "recompile_limit"):
+        cfg.recompile_limit = max(cfg.recompile_limit, 64)
+    else:
+        cfg.cache_size_limit = max(cfg.cache_size_limit, 64)
 
 
 def _layout(args, kwargs) -> tuple:

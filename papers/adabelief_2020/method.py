@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
@@ -90,19 +90,20 @@ class AdaBelief(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            beta1, beta2 = group["betas"]
-            if not st:
-                st["step"] = 0
-                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["exp_avg_var"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            st["step"] += 1
-            t = st["step"]
-            args = (p, p.grad, st["exp_avg"], st["exp_avg_var"], group["lr"], beta1, beta2, group["eps"],
-                    group["weight_decay"])
-            if group["rectify"]:
-                size, adaptive = rectification(t, beta1, beta2)
-                adabelief_rectified_update(*args, size, adaptive, group["decoupled"])
-            else:
-                adabelief_update(*args, 1 - beta1 ** t, 1 - beta2 ** t, group["decoupled"])
+        with batched(adabelief_rectified_update) as rect, batched(adabelief_update) as plain:  # a call per group
+            for group, p, st in params_with_grad(self):
+                beta1, beta2 = group["betas"]
+                if not st:
+                    st["step"] = 0
+                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    st["exp_avg_var"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["step"] += 1
+                t = st["step"]
+                args = (p, p.grad, st["exp_avg"], st["exp_avg_var"], group["lr"], beta1, beta2, group["eps"],
+                        group["weight_decay"])
+                if group["rectify"]:
+                    size, adaptive = rectification(t, beta1, beta2)
+                    rect(*args, size, adaptive, group["decoupled"])
+                else:
+                    plain(*args, 1 - beta1 ** t, 1 - beta2 ** t, group["decoupled"])
         return loss

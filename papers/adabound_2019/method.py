@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
 
 
@@ -63,16 +63,17 @@ class AdaBound(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if group["amsbound"] else []))
-            st["step"] += 1
-            t = st["step"]
-            b1, b2 = group["betas"]
-            final_lr = group["final_lr"] * group["lr"] / group["initial_lr_bound"]
-            lower, upper = bounds(final_lr, group["gamma"], t)
-            step_size = group["lr"] * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)
-            adabound_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st.get("max_exp_avg_sq", st["exp_avg_sq"]),
-                            b1, b2, group["eps"], group["weight_decay"], step_size, lower, upper, group["amsbound"])
+        with batched(adabound_update) as call:  # one compiled call per group
+            for group, p, st in params_with_grad(self):
+                init_state(st, p, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if group["amsbound"] else []))
+                st["step"] += 1
+                t = st["step"]
+                b1, b2 = group["betas"]
+                final_lr = group["final_lr"] * group["lr"] / group["initial_lr_bound"]
+                lower, upper = bounds(final_lr, group["gamma"], t)
+                step_size = group["lr"] * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)
+                call(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st.get("max_exp_avg_sq", st["exp_avg_sq"]),
+                                b1, b2, group["eps"], group["weight_decay"], step_size, lower, upper, group["amsbound"])
         return loss
 
 

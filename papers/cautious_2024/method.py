@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import adam_steps, check_args, check_params, eval_closure, init_state, params_with_grad
 
 NORMALIZE = ("count", "mean")
@@ -73,9 +73,10 @@ class CAdamW(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st, bc1, bc2 in adam_steps(self):
-            cadamw_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
-                          group["weight_decay"], bc1, bc2, group["cautious"], group["normalize"] == "mean")
+        with batched(cadamw_update) as call:  # one compiled call per group
+            for group, p, st, bc1, bc2 in adam_steps(self):
+                call(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
+                     group["weight_decay"], bc1, bc2, group["cautious"], group["normalize"] == "mean")
         return loss
 
 
@@ -92,8 +93,9 @@ class CLion(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, "exp_avg", step=False)
-            clion_update(p, p.grad, st["exp_avg"], group["lr"], *group["betas"], group["weight_decay"],
-                         group["cautious"], group["normalize"] == "mean")
+        with batched(clion_update) as call:  # one compiled call per group
+            for group, p, st in params_with_grad(self):
+                init_state(st, p, "exp_avg", step=False)
+                call(p, p.grad, st["exp_avg"], group["lr"], *group["betas"], group["weight_decay"],
+                     group["cautious"], group["normalize"] == "mean")
         return loss

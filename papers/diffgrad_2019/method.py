@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import adam_steps, check_args, check_params, eval_closure
 
 
@@ -46,7 +46,8 @@ class DiffGrad(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st, bc1, bc2 in adam_steps(self, "prev_grad"):
-            diffgrad_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st["prev_grad"], group["lr"], *group["betas"],
-                            group["eps"], group["weight_decay"], bc1, bc2)
+        with batched(diffgrad_update) as call:  # one compiled call per group
+            for group, p, st, bc1, bc2 in adam_steps(self, "prev_grad"):
+                call(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st["prev_grad"], group["lr"], *group["betas"],
+                                group["eps"], group["weight_decay"], bc1, bc2)
         return loss

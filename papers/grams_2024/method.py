@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import adam_steps, check_args, check_params, eval_closure
 
 
@@ -41,7 +41,8 @@ class Grams(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st, bc1, bc2 in adam_steps(self):
-            grams_update(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
-                         group["weight_decay"], bc1, bc2)
+        with batched(grams_update) as call:  # one compiled call per group
+            for group, p, st, bc1, bc2 in adam_steps(self):
+                call(p, p.grad, st["exp_avg"], st["exp_avg_sq"], group["lr"], *group["betas"], group["eps"],
+                             group["weight_decay"], bc1, bc2)
         return loss

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
@@ -38,8 +38,9 @@ class Lion(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = eval_closure(closure)
-        for group, p, st in params_with_grad(self):
-            if not st:
-                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            lion_update(p, p.grad, st["exp_avg"], group["lr"], *group["betas"], group["weight_decay"])
+        with batched(lion_update) as call:  # one compiled call per group
+            for group, p, st in params_with_grad(self):
+                if not st:
+                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                call(p, p.grad, st["exp_avg"], group["lr"], *group["betas"], group["weight_decay"])
         return loss

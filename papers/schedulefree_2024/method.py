@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import fused
+from common.kernels import batched, fused
 from common.optim.base import ModeAware, check_args, check_params, eval_closure, init_state, params_with_grad
 
 
@@ -89,12 +89,13 @@ class _ScheduleFree(ModeAware, torch.optim.Optimizer):
             group["weight_sum"] += weight
             group["ckp1"] = weight / group["weight_sum"] if group["weight_sum"] > 0 else 0.0
             group["k"] = k + 1
-        for group, p, st in params_with_grad(self):
-            init_state(st, p, *(["exp_avg_sq"] if self.adaptive else []), step=False, z=True)
-            beta2 = group["betas"][1] if self.adaptive else 0.0
-            schedulefree_update(p, p.grad, st["z"], st.get("exp_avg_sq", st["z"]), group["scheduled_lr"],
-                                self._beta(group), beta2, group.get("eps", 0.0), group["weight_decay"],
-                                group["ckp1"], 1 - beta2 ** group["k"], self.adaptive)
+        with batched(schedulefree_update) as call:  # one compiled call per group
+            for group, p, st in params_with_grad(self):
+                init_state(st, p, *(["exp_avg_sq"] if self.adaptive else []), step=False, z=True)
+                beta2 = group["betas"][1] if self.adaptive else 0.0
+                call(p, p.grad, st["z"], st.get("exp_avg_sq", st["z"]), group["scheduled_lr"],
+                                    self._beta(group), beta2, group.get("eps", 0.0), group["weight_decay"],
+                                    group["ckp1"], 1 - beta2 ** group["k"], self.adaptive)
         return loss
 
 
