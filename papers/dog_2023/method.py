@@ -84,7 +84,7 @@ class DoG(ModeAware, torch.optim.Optimizer):
     def _layer_etas(self, group, ps, sts, gsq, dist) -> list[float]:
         """L-DoG: r̄ and G per tensor, in its state as Python floats; a tensor whose first gradient
         comes late (a frozen layer unfrozen) starts its own statistics then."""
-        x0n = self._norms(ps)
+        x0n = self._norms(ps) if any("G" not in s for s in sts) else None  # only a tensor's first step
         for i, s in enumerate(sts):
             if "G" not in s:
                 s["rbar"] = group["reps_rel"] * (1 + float(x0n[i]))
