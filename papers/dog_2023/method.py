@@ -24,7 +24,14 @@ import math
 
 import torch
 
+from common.kernels import fused
 from common.optim.base import ModeAware, check_args, check_params, eval_closure, init_state
+
+
+@fused
+def distance(p: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """||p - x0||, compiled into one pass that never materializes p - x0."""
+    return torch.linalg.vector_norm(p - x0)
 
 
 class DoG(ModeAware, torch.optim.Optimizer):
@@ -59,10 +66,12 @@ class DoG(ModeAware, torch.optim.Optimizer):
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, ps, alpha=group["weight_decay"])
             gsq = self._norms(grads) ** 2
-            dist = self._norms(torch._foreach_sub(ps, [s["x0"] for s in sts]))
-            etas = self._layer_etas(group, ps, sts, gsq, dist) if self.layerwise else \
-                [self._group_eta(group, ps, gsq, dist)] * len(ps)
-            torch._foreach_add_(ps, torch._foreach_mul(grads, [-e for e in etas]))
+            dist = torch.stack([distance(p, s["x0"]).double() for p, s in zip(ps, sts)])
+            if self.layerwise:  # x_{t+1} = x_t - η_t g_t, as the package writes it (add with alpha)
+                for p, g, e in zip(ps, grads, self._layer_etas(group, ps, sts, gsq, dist)):
+                    p.add_(g, alpha=-e)
+            else:
+                torch._foreach_add_(ps, grads, alpha=-self._group_eta(group, ps, gsq, dist))
             group["t"] += 1
             if group["average"]:
                 w = (group["avg_gamma"] + 1) / (group["t"] + group["avg_gamma"])
