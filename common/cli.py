@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--d-model", type=int, default=512, help="zo: width of the byte-level GPT-2 (8 layers)")
     s.add_argument("--only", default=None, help="comma-separated optimizer names (default: every paper's)")
     s.add_argument("--steps", type=int, default=30, help="timed steps per optimizer")
+    s.add_argument("--repeat", type=int, default=1, help="optimizers: run the whole bench N times, report medians")
     s.add_argument("--write", default=None, help="also write the markdown table here "
                                                  "(e.g. reports/bench/optimizers.md)")
     return p
@@ -247,9 +248,9 @@ def cmd_bench(a):
         unknown = [n for n in names if n not in registry()]
         if unknown:
             raise UsageError(f"unknown optimizer(s) {', '.join(unknown)}; valid: {', '.join(sorted(registry()))}")
-    if a.steps < 1:
-        raise UsageError("--steps must be >= 1")
-    md = bench.markdown(bench.run(names, a.steps), hardware())
+    if a.steps < 1 or a.repeat < 1:
+        raise UsageError("--steps and --repeat must be >= 1")
+    md = bench.markdown(bench.median_of([bench.run(names, a.steps) for _ in range(a.repeat)]), hardware())
     print(md)
     if a.write:
         from common.io import atomic_write_text
