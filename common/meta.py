@@ -18,17 +18,27 @@ def generated(path: str) -> bool:
     return path.startswith("reports/") or (path.startswith("papers/") and path.endswith("/README.md"))
 
 
+def dirty_paths() -> list[str] | None:
+    """Tracked files with uncommitted changes, leaving out generated output; None when git cannot tell."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return [p for p in (line[3:] for line in out.stdout.splitlines() if line.strip()) if not generated(p)]
+
+
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=5).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True, timeout=5).stdout
-        dirty = [line[3:] for line in status.splitlines() if line.strip() and not generated(line[3:])]
-        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    dirty = dirty_paths()
+    return (sha + ("-dirty" if dirty or dirty is None else "")) if sha else "unknown"
 
 
 @functools.lru_cache(maxsize=1)

@@ -44,10 +44,7 @@ def fused(fn):
             _configure()
             state["compiled"] = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
-            import torch
-            targs = [torch.tensor(a, dtype=torch.float64) if type(a) is float else a for a in args]
-            tkw = {k: torch.tensor(v, dtype=torch.float64) if type(v) is float else v for k, v in kwargs.items()}
-            out = state["compiled"](*targs, **tkw)
+            out = state["compiled"](*_tensors(args), **dict(zip(kwargs, _tensors(kwargs.values()))))
             calls["compiled"] += 1
             return out
         except Exception as e:  # no compiler, unsupported op: eager is always correct
@@ -80,8 +77,7 @@ def fused(fn):
             _configure()
             many["compiled"] = torch.compile(body, dynamic=True, fullgraph=True)
         try:
-            tsc = [torch.tensor(a, dtype=torch.float64) if type(a) is float else a for a in scalars]
-            many["compiled"]([list(ls) for ls in lists], *tsc)
+            many["compiled"]([list(ls) for ls in lists], *_tensors(scalars))
             calls["compiled"] += 1
         except Exception as e:
             many["failed"].add(key)
@@ -137,6 +133,12 @@ class batched:
                     self.kernel.foreach([ls[i:i + CHUNK] for ls in lists], scalars)
         self.pending = {}
         return False
+
+
+def _tensors(values) -> list:
+    """Python floats as 0-d float64 tensors (a new value never recompiles); everything else as is."""
+    import torch
+    return [torch.tensor(a, dtype=torch.float64) if type(a) is float else a for a in values]
 
 
 def _configure() -> None:

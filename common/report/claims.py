@@ -240,9 +240,7 @@ def _one(c: ClaimSpec, spec: TableSpec, samples: Samples, reported: list, det: b
         b = c.b
         if c.type == "vs_best":
             b = max(c.rows, key=lambda r: s * means[r])
-        e = ctr({c.a: s, b: -s} if c.a != b else {c.a: 0.0})
-        if e is None:  # a is itself the best of rows
-            e = Estimate(0.0, 0.0, "same row")
+        e = ctr({c.a: s, b: -s}) if c.a != b else Estimate(0.0, 0.0, f"{c.a} is itself the best")
         adv = e.value
         who = f"best of {len(c.rows)} ({b})" if c.type == "vs_best" else b
         if c.type == "comparable":

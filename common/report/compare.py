@@ -2,6 +2,7 @@
 reports/<pid>/<table>.{md,json,png}. `repro report` rebuilds reports/README.md from the JSONs."""
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import time
@@ -70,7 +71,6 @@ def apply_tuning(spec, agg: dict, scale: str) -> None:
         if pick is None:
             agg.pop(r, None)
             continue
-        import copy
         agg[r] = copy.deepcopy(agg[f"{r}@{pick}"])
         agg[r]["tuned"] = {"select": ts.select, "maximize": maximize, "chosen": pick,
                            "by_point": by_point, "from": ts.select_from or r}
@@ -90,31 +90,21 @@ def _summarize(a: dict, metrics: list[str]) -> None:
 
 
 def seed_values(agg_row: dict, metric: str) -> dict:
-    """{seed: value} of one row of a report JSON (either per-seed format)."""
+    """{seed: value} of one row of a report JSON. Reports written before values were keyed by seed
+    stored a list in the order of `seeds`."""
     vals = (agg_row.get("per_seed") or {}).get(metric)
     if not vals:
         return {}
     if isinstance(vals, dict):
         return {int(k): float(x) for k, x in vals.items()}
+    if len(vals) != len(agg_row["seeds"]):
+        raise ValueError(f"{len(vals)} values of {metric} for {len(agg_row['seeds'])} seeds: cannot pair them")
     return {int(k): float(x) for k, x in zip(agg_row["seeds"], vals)}
 
 
 def samples(doc: dict) -> dict:
-    """{row: {metric: {seed: value}}} from a report JSON (the per-seed values it stores). Reports written
-    before per-seed values were keyed by seed stored a list in the order of `seeds`."""
-    out = {}
-    for row, a in doc["rows"].items():
-        per = {}
-        for m, vals in (a.get("per_seed") or {}).items():
-            if isinstance(vals, dict):
-                per[m] = {int(k): float(x) for k, x in vals.items()}
-            elif len(vals) == len(a["seeds"]):
-                per[m] = {int(k): float(x) for k, x in zip(a["seeds"], vals)}
-            else:
-                raise ValueError(f"{doc['pid']}/{doc['table']} row {row}: {len(vals)} values of {m} for "
-                                 f"{len(a['seeds'])} seeds, cannot pair them")
-        out[row] = per
-    return out
+    """{row: {metric: {seed: value}}}: the per-seed values a report JSON stores."""
+    return {row: {m: seed_values(a, m) for m in (a.get("per_seed") or {})} for row, a in doc["rows"].items()}
 
 
 def config_hash(paper, table: str, scale: str, _seen=None) -> str:
@@ -144,16 +134,9 @@ def spec_hash(spec, scale: str, needs: dict | None = None) -> str:
 def tree_dirty() -> list[str]:
     """Tracked files with uncommitted changes, outside generated output (reports/, the paper READMEs'
     results blocks). [] for a clean tree; ['<no git>'] when git cannot tell."""
-    import subprocess
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ["<no git>"]
-    if out.returncode != 0:
-        return ["<no git>"]
-    from common.meta import generated
-    return [p for p in (line[3:] for line in out.stdout.splitlines() if line.strip()) if not generated(p)]
+    from common.meta import dirty_paths
+    paths = dirty_paths()
+    return ["<no git>"] if paths is None else paths
 
 
 def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
@@ -231,9 +214,8 @@ def recheck(paper, table: str, reports_dir: Path | None = None, write: bool = Tr
     spec = paper.load_table(table)
     old = {c["id"]: c for c in doc.get("claims", [])}
     doc["reported"] = [r.__dict__ for r in for_table(paper.dir / "reported.csv", table)]
-    for row, a in doc["rows"].items():  # per-seed values keyed by seed
-        per = samples({"pid": paper.pid, "table": table, "rows": {row: a}})[row]
-        a["per_seed"] = {m: {str(k): x for k, x in vals.items()} for m, vals in per.items()}
+    for a in doc["rows"].values():  # per-seed values keyed by seed
+        a["per_seed"] = {m: {str(k): x for k, x in seed_values(a, m).items()} for m in a["per_seed"]}
         _summarize(a, list(spec.metrics))
     apply_tuning(spec, doc["rows"], doc["scale"])
     doc["claims"] = verdicts(paper, spec, doc)
@@ -361,13 +343,10 @@ def _per_seed(doc: dict, spec) -> list[str]:
     metrics, rows = _order(doc, spec)
     L = ["## Per-seed values", "", "| row | metric | " + " | ".join(["values by seed"]) + " |", "|---|---|---|"]
     for row, a in rows:
-        per = a.get("per_seed") or {}
         for m in metrics:
-            vals = per.get(m)
-            if not vals:
-                continue
-            items = vals.items() if isinstance(vals, dict) else zip(a["seeds"], vals)
-            L.append(f"| `{row}` | {m} | " + ", ".join(f"{k}: {_fmt(float(x))}" for k, x in items) + " |")
+            vals = seed_values(a, m)
+            if vals:
+                L.append(f"| `{row}` | {m} | " + ", ".join(f"{k}: {_fmt(x)}" for k, x in vals.items()) + " |")
     return L + [""]
 
 
