@@ -1,6 +1,10 @@
-"""Atomic file writes (temp file + rename) and safe loading."""
+"""Atomic, durable file writes (temp file, fsync, rename, fsync of the directory) and safe loading.
+
+Files are created with the usual permissions (0666 less the umask), not mkstemp's 0600, so a
+result.json written by one user's run can be read by the group that shares the runs directory."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -9,20 +13,49 @@ from pathlib import Path
 import torch
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        os.fchmod(fd, _MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -37,18 +70,14 @@ def _jsonable(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
 def atomic_torch_save(path: Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, torch_bytes(obj))
 
 
 def safe_torch_load(path: Path):
@@ -58,7 +87,8 @@ def safe_torch_load(path: Path):
 
 def cached_torch(path: Path, build):
     """The object saved at `path`, built by `build()` and saved first if absent. Concurrent runs (pool
-    workers of one `repro run`) wait on a lock file instead of building the same thing twice."""
+    workers of one `repro run`) wait on a lock file instead of building the same thing twice.
+    A build with a training loop makes it resumable with `common.checkpoint.steps(..., path=partial(path))`."""
     import fcntl
     path = Path(path)
     if path.exists():
@@ -69,6 +99,13 @@ def cached_torch(path: Path, build):
         try:
             if not path.exists():
                 atomic_torch_save(path, build())
+                partial(path).unlink(missing_ok=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return safe_torch_load(path)
+
+
+def partial(path: Path) -> Path:
+    """Where a cached build's training loop keeps its checkpoint until the build is saved."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")

@@ -5,8 +5,8 @@ One run = one (paper, table, scale, row, seed), in `<out>/<pid>/<table>/<scale>/
 metrics, meta) and `checkpoint/last.pt`.
 
 Experiments see only `RunContext`: `ctx.log(step, loss=...)` (JSONL, wandb, divergence guard),
-`ctx.restore()` / `ctx.step_done(step, get_state)` (checkpoints every N steps and on SIGTERM/SIGINT),
-`ctx.progress(total)` (a progress bar showing the loss).
+`for s in ctx.steps(total, state): ...` (a resumable loop: checkpoints every N steps, at its end and
+on SIGTERM/SIGINT; common.checkpoint), `ctx.progress(total)` (a progress bar showing the loss).
 """
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ import numpy as np
 import torch
 import yaml
 
+from common import checkpoint
 from common import meta as meta_mod
 from common.config import TableSpec, build_config, row_layers, to_dict
 from common.errors import ConfigError, Diverged, Interrupted, UsageError
-from common.io import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
+from common.io import atomic_write_json, atomic_write_text
 from common.track import Tracker
 
 GUARDED = ("loss", "train_loss")
@@ -46,13 +47,17 @@ class RunContext:
         self.dir = Path(run_dir)
         self.cfg = cfg
         self.seed = cfg.seed
-        self.ckpt_path = self.dir / "checkpoint" / "last.pt"
+        self.ckpt_dir = self.dir / "checkpoint"
+        self.identity = {"run": name, "config": checkpoint.config_hash(to_dict(cfg))}
+        """What a checkpoint must carry to be this run's (pid/table/scale/row/seed and the config's hash)."""
         self.tracker = Tracker(self.dir, cfg.tracker, name=name, config=to_dict(cfg))
         self.resume = resume
         self.show_progress = show_progress
-        self._signal = None
         self._bar = None
         self.last_step = 0
+        self.no_checkpoint_reason = ""
+        self.loops = 0
+        """Resumable loops this run entered (the kill/resume test needs one, or a reason for none)."""
         self.out_root = None
         """The --out directory (runs/), set by `execute`: analyses read other tables' runs from it."""
         self.scale = ""
@@ -78,31 +83,38 @@ class RunContext:
         return self._bar
 
     # -- checkpoints
-    def restore(self):
-        """(step, state) from the last checkpoint when resuming, else (0, None)."""
-        if self.resume and self.ckpt_path.exists():
-            ck = safe_torch_load(self.ckpt_path)
-            self.tracker.truncate_after(ck["step"])
-            return ck["step"], ck["state"]
-        if not self.resume:
-            self.tracker.truncate_after(0)
-        return 0, None
+    def steps(self, total: int, state: dict, name: str = "last", progress: bool = True):
+        """`for s in ctx.steps(total, state): ...`: steps 1..total, resumed from this run's checkpoint
+        `checkpoint/<name>.pt` under --resume (see common.checkpoint). A run with several loops names
+        each. Checkpoints every `ckpt_every` steps, at the last step, and on SIGTERM/SIGINT."""
+        self.loops += 1
+        bar = self.progress(total) if progress else None
 
-    def save(self, step: int, state: dict) -> None:
-        atomic_torch_save(self.ckpt_path, {"step": int(step), "state": state})
+        def on_restore(step, extra):
+            self.tracker.restore_to(int((extra or {}).get("records", 0)))
+            if bar is not None:
+                bar.n = step
+                bar.refresh()
 
-    def step_done(self, step: int, get_state) -> None:
-        """Call after each step: checkpoints every `ckpt_every` steps and on a signal."""
-        every = self.cfg.ckpt_every
-        if self._signal is not None or (every and step % every == 0):
-            self.save(step, get_state())
-        if self._bar is not None:
-            self._bar.update(1)
-        if self._signal is not None:
-            raise Interrupted(f"signal {self._signal} at step {step}; checkpoint written")
+        def on_step(s):
+            if bar is not None:
+                bar.update(1)
 
-    def _on_signal(self, signum, frame):
-        self._signal = signum
+        return checkpoint.steps(total, state, self.ckpt_dir / f"{name}.pt", dict(self.identity, loop=name),
+                                every=self.cfg.ckpt_every, resume=self.resume, save_last=True,
+                                on_restore=on_restore, on_step=on_step,
+                                on_save=lambda: {"records": self.tracker.records})
+
+    def no_checkpoint(self, reason: str) -> None:
+        """Declare that this run has no loop worth resuming (a closed form, a fit, seconds of work)."""
+        self.no_checkpoint_reason = reason
+
+    def usable_checkpoint(self) -> bool:
+        """Whether a resume has a checkpoint of this run to continue from (bad ones are set aside)."""
+        found = False
+        for p in sorted(self.ckpt_dir.glob("*.pt")) if self.ckpt_dir.exists() else []:
+            found |= checkpoint.read(p, dict(self.identity, loop=p.stem)) is not None
+        return found
 
     def close(self):
         if self._bar is not None:
@@ -211,22 +223,31 @@ def execute(job: Job) -> dict:
         prev = json.loads(result_path.read_text())
         if prev.get("status") == "ok":
             return prev
-    job.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the run directory {job.run_dir}: {e.strerror}") from None
     atomic_write_text(job.run_dir / "config.yaml", yaml.safe_dump(to_dict(job.cfg), sort_keys=False))
-    if not job.resume and (job.run_dir / "checkpoint" / "last.pt").exists():
-        (job.run_dir / "checkpoint" / "last.pt").unlink()
     seed_everything(job.seed)
     ctx = RunContext(job.run_dir, job.cfg, resume=job.resume, name=job.name, show_progress=job.show_progress)
     ctx.out_root, ctx.scale = job.run_dir.parents[4], job.scale
-    if not job.resume:
+    if ctx.resume and not ctx.usable_checkpoint():
+        ctx.resume = False  # killed before its first checkpoint (or the checkpoint was set aside): start over
+    if not ctx.resume:
+        for p in ctx.ckpt_dir.glob("*.pt") if ctx.ckpt_dir.exists() else []:
+            p.unlink()
         ctx.tracker.truncate_after(None)  # a fresh run starts a fresh log, whether or not it trains
+    else:
+        ctx.tracker.open_resumed()
     old = {}
     in_main = _is_main_thread()
+    checkpoint.clear_signal()
     if in_main:
         for s in (signal.SIGTERM, signal.SIGINT):
-            old[s] = signal.signal(s, ctx._on_signal)
+            old[s] = signal.signal(s, checkpoint.on_signal)
     t0 = time.time()
-    res = {"pid": job.pid, "table": job.table, "scale": job.scale, "row": job.row, "seed": job.seed}
+    res = {"pid": job.pid, "table": job.table, "scale": job.scale, "row": job.row, "seed": job.seed,
+           "resumed": bool(ctx.resume)}
     try:
         metrics = fn(job.cfg, ctx)
         bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
@@ -248,6 +269,9 @@ def execute(job: Job) -> dict:
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
+    res["checkpointed"] = ctx.loops > 0
+    if ctx.no_checkpoint_reason:
+        res["no_checkpoint"] = ctx.no_checkpoint_reason
     res["meta"] = dict(meta_mod.collect(), wall_time_s=round(time.time() - t0, 3),
                        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     atomic_write_json(result_path, res)

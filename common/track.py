@@ -20,29 +20,53 @@ class Tracker:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "a", buffering=1)
+        self.records = None
+        """Records in the file (known once truncated; a run truncates before it logs)."""
         self._wandb = None
         if kind == "wandb":
             self._wandb = _start_wandb(Path(run_dir), name, config or {})
 
     def truncate_after(self, step: int | None) -> None:
-        """On resume: drop records logged after the checkpoint's step (None: drop all, a fresh run)."""
+        """Drop records logged after `step` (None: drop all, a fresh run)."""
+        self._rewrite(lambda i, rec: step is not None and rec.get("step", 0) <= step)
+
+    def open_resumed(self) -> None:
+        """A resumed run: remember the records the killed run wrote (the file is left as it is until
+        a checkpoint says how many of them to keep)."""
+        self._old = []
+        self._rewrite(lambda i, rec: self._old.append(rec) or True)
+
+    def restore_to(self, n: int) -> None:
+        """On restoring a checkpoint written after the killed run's first `n` records: the file is
+        those records; whatever this run logged again before the restore is dropped."""
+        old = getattr(self, "_old", None) or []
+        self._rewrite(lambda i, rec: False)
+        for rec in old[:n]:
+            self._f.write(json.dumps(rec) + "\n")
+        self.records = min(n, len(old))
+
+    def _rewrite(self, keep_fn) -> None:
         self._f.close()
         keep = []
-        if self.path.exists() and step is not None:
+        if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
-                    if json.loads(line).get("step", 0) <= step:
-                        keep.append(line)
+                    rec = json.loads(line)
                 except json.JSONDecodeError:
-                    pass  # a half-written last line from a killed run
+                    continue  # a half-written last line from a killed run
+                if keep_fn(len(keep), rec):
+                    keep.append(line)
         from common.io import atomic_write_text
         atomic_write_text(self.path, "".join(l + "\n" for l in keep))
+        self.records = len(keep)
         self._f = open(self.path, "a", buffering=1)
 
     def log(self, step: int, metrics: dict) -> None:
         rec = {"step": int(step)}
         rec.update({k: _num(v) for k, v in metrics.items()})
         self._f.write(json.dumps(rec) + "\n")
+        if self.records is not None:
+            self.records += 1
         if self._wandb is not None:
             try:
                 self._wandb.log(rec, step=int(step))

@@ -13,7 +13,7 @@ from torch import nn
 
 from common.errors import Diverged
 from common.optim.base import set_mode
-from common.run import RunContext, rng_state, set_rng_state
+from common.run import RunContext
 
 
 @dataclass
@@ -47,11 +47,12 @@ def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], torch.T
 
 def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Tensor],
                evaluate: Callable[[], dict], tc: TrainConfig, ctx: RunContext,
-               extra_state: Callable[[], dict] | None = None, load_extra: Callable[[dict], None] | None = None) -> dict:
+               state: dict | None = None) -> dict:
     """Runs `tc.steps` steps of `loss = step_loss(step); backward; opt.step()`; returns evaluate().
 
     Optimizers with train/eval modes (schedule-free) are switched to eval for every evaluation and
-    back to train before the next step."""
+    back to train before the next step. Checkpoints hold the model, optimizer, scheduler, the RNGs
+    and `state` (more objects the caller's steps depend on; see common.checkpoint)."""
     inner_evaluate = evaluate
 
     def evaluate():
@@ -60,28 +61,11 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
         set_mode(opt, True)
         return out
 
-    start, state = ctx.restore()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        if sched is not None:
-            sched.load_state_dict(state["sched"])
-        set_rng_state(state["rng"])
-        if load_extra is not None:
-            load_extra(state.get("extra", {}))
-
-    def get_state():
-        st = {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng_state()}
-        if sched is not None:
-            st["sched"] = sched.state_dict()
-        if extra_state is not None:
-            st["extra"] = extra_state()
-        return st
-
     eval_at = set(int(x) for x in tc.eval_at)
-    ctx.progress(tc.steps, initial=start)
+    state = {"model": model, "opt": opt, **({"sched": sched} if sched is not None else {}), **(state or {})}
     set_mode(opt, True)
-    for step in range(start, tc.steps):
+    for s in ctx.steps(tc.steps, state):
+        step = s - 1
         model.train()
         loss = step_loss(step)
         opt.zero_grad(set_to_none=True)
@@ -89,7 +73,6 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
         opt.step()
         if sched is not None:
             sched.step()
-        s = step + 1
         lv = float(loss.detach())
         if not math.isfinite(lv):
             ctx.log(s, loss=lv)
@@ -98,7 +81,6 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
             ctx.log(s, loss=lv, lr=opt.param_groups[0]["lr"])
         if ((tc.eval_every and s % tc.eval_every == 0) or s in eval_at) and s != tc.steps:
             ctx.log(s, **evaluate())
-        ctx.step_done(s, get_state)
     final = evaluate()
     set_mode(opt, False)  # leave the model at the evaluated point
     ctx.log(tc.steps, **final)
