@@ -60,6 +60,9 @@ class SimulatedKill(BaseException):
 
 _killed = False
 
+loops_entered = 0
+"""Resumable loops entered in this process since the run began (a run's own and its cached builds')."""
+
 
 def _kill_now(step: int, total: int) -> bool:
     global _killed
@@ -75,6 +78,9 @@ def reset_fault() -> None:
     """Let the kill hook fire again (tests run several kills in one process)."""
     global _killed
     _killed = False
+
+loops_entered = 0
+"""Resumable loops entered in this process since the run began (a run's own and its cached builds')."""
 
 
 # ---------------------------------------------------------------- files
@@ -149,6 +155,14 @@ def config_hash(cfg_dict: dict) -> str:
 
 
 # ---------------------------------------------------------------- state
+
+def np_generator(cur, state):
+    """`cur` (or a new generator of the saved kind, where the env had not been seeded yet) at `state`."""
+    if not isinstance(cur, np.random.Generator) or type(cur.bit_generator).__name__ != state["bit_generator"]:
+        cur = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    cur.bit_generator.state = state
+    return cur
+
 
 _SIMPLE = (bool, int, float, str, type(None))
 
@@ -225,11 +239,11 @@ def load(cur, saved):
             return cur
         return arr.copy()
     if tag == "__torch_gen__":
+        cur = cur if isinstance(cur, torch.Generator) else torch.Generator()
         cur.set_state(x)
         return cur
     if tag == "__np_gen__":
-        cur.bit_generator.state = x
-        return cur
+        return np_generator(cur, x)
     if tag == "__state_dict__":
         cur.load_state_dict(x)
         return cur
@@ -287,12 +301,17 @@ def restore(objs: dict, saved: dict) -> None:
 # ---------------------------------------------------------------- the loop
 
 def steps(total: int, state: dict, path: Path, identity: dict, every: int = 0, resume: bool = True,
-          every_s: float = 0.0, save_last: bool = False, on_restore=None, on_step=None, on_save=None):
+          every_s: float = 0.0, save_last: bool = False, on_restore=None, on_step=None, on_save=None,
+          done=None):
     """Yield 1..total, resuming after the checkpoint at `path` (when `resume` and it is this run's);
     after each step: checkpoint every `every` steps or `every_s` seconds, and on a pending signal
     (then raise Interrupted); and at the last step with `save_last` (a later loop of the same run
 then resumes after this one without redoing it). `on_restore(step, extra)` and `on_save() -> extra` carry what the caller
-    keeps besides the state (the run's log position); `on_step(s)` runs after every step."""
+    keeps besides the state (the run's log position); `on_step(s)` runs after every step. With `done`,
+`total` is an upper bound and the loop ends after the step at which done() is true (a budget in
+episodes whose cost per step varies)."""
+    global loops_entered
+    loops_entered += 1
     start, saved = 0, None
     if resume:
         got = read(path, identity)
@@ -302,6 +321,8 @@ then resumes after this one without redoing it). `on_restore(step, extra)` and `
             if on_restore is not None:
                 on_restore(start, saved.get("__extra__"))
     last = time.monotonic()
+    if done is not None and done():
+        return
 
     def save(s):
         st = capture(state)
@@ -315,7 +336,8 @@ then resumes after this one without redoing it). `on_restore(step, extra)` and `
             on_step(s)
         kill = _kill_now(s, total)
         timed = every_s and time.monotonic() - last >= every_s
-        last_step = save_last and s == total
+        finished = done is not None and done()
+        last_step = save_last and (s == total or finished)
         if _signal is not None or kill or (every and s % every == 0) or timed or last_step:
             save(s)
             last = time.monotonic()
@@ -323,6 +345,8 @@ then resumes after this one without redoing it). `on_restore(step, extra)` and `
             raise SimulatedKill(f"REPRO_FAULT=kill-halfway after the checkpoint at step {s} of {total}")
         if _signal is not None:
             raise Interrupted(f"signal {_signal} at step {s}; checkpoint written")
+        if finished:
+            return
 
 
 def cached_steps(total: int, state: dict, cache_path: Path, every_s: float = 30.0):

@@ -56,8 +56,7 @@ class RunContext:
         self._bar = None
         self.last_step = 0
         self.no_checkpoint_reason = ""
-        self.loops = 0
-        """Resumable loops this run entered (the kill/resume test needs one, or a reason for none)."""
+        self._loops = 0
         self.out_root = None
         """The --out directory (runs/), set by `execute`: analyses read other tables' runs from it."""
         self.scale = ""
@@ -83,11 +82,13 @@ class RunContext:
         return self._bar
 
     # -- checkpoints
-    def steps(self, total: int, state: dict, name: str = "last", progress: bool = True):
+    def steps(self, total: int, state: dict, name: str | None = None, progress: bool = True, done=None):
         """`for s in ctx.steps(total, state): ...`: steps 1..total, resumed from this run's checkpoint
-        `checkpoint/<name>.pt` under --resume (see common.checkpoint). A run with several loops names
-        each. Checkpoints every `ckpt_every` steps, at the last step, and on SIGTERM/SIGINT."""
-        self.loops += 1
+        `checkpoint/<name>.pt` under --resume (see common.checkpoint). Loops are named in the order a
+        run enters them (last, loop2, loop3, ...: the same order when resumed) unless `name` is given.
+        Checkpoints every `ckpt_every` steps, at the loop's last step, and on SIGTERM/SIGINT."""
+        self._loops += 1
+        name = name or ("last" if self._loops == 1 else f"loop{self._loops}")
         bar = self.progress(total) if progress else None
 
         def on_restore(step, extra):
@@ -102,7 +103,7 @@ class RunContext:
 
         return checkpoint.steps(total, state, self.ckpt_dir / f"{name}.pt", dict(self.identity, loop=name),
                                 every=self.cfg.ckpt_every, resume=self.resume, save_last=True,
-                                on_restore=on_restore, on_step=on_step,
+                                on_restore=on_restore, on_step=on_step, done=done,
                                 on_save=lambda: {"records": self.tracker.records})
 
     def no_checkpoint(self, reason: str) -> None:
@@ -242,6 +243,7 @@ def execute(job: Job) -> dict:
     old = {}
     in_main = _is_main_thread()
     checkpoint.clear_signal()
+    checkpoint.loops_entered = 0
     if in_main:
         for s in (signal.SIGTERM, signal.SIGINT):
             old[s] = signal.signal(s, checkpoint.on_signal)
@@ -269,7 +271,7 @@ def execute(job: Job) -> dict:
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
-    res["checkpointed"] = ctx.loops > 0
+    res["checkpointed"] = checkpoint.loops_entered > 0
     if ctx.no_checkpoint_reason:
         res["no_checkpoint"] = ctx.no_checkpoint_reason
     res["meta"] = dict(meta_mod.collect(), wall_time_s=round(time.time() - t0, 3),

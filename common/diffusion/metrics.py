@@ -31,7 +31,8 @@ class DigitsClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def _train_classifier(epochs: int = 30) -> dict:
+def _train_classifier(cache_path, epochs: int = 30) -> dict:
+    from common import checkpoint
     from common.diffusion.models import digits_tensors
     torch.manual_seed(0)
     x, y = digits_tensors("train")
@@ -39,7 +40,7 @@ def _train_classifier(epochs: int = 30) -> dict:
     net = DigitsClassifier()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     gen = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
+    for _ in checkpoint.cached_steps(epochs, {"net": net, "opt": opt, "gen": gen}, cache_path):
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), 64):
             b = perm[i:i + 64]
@@ -55,7 +56,8 @@ def _train_classifier(epochs: int = 30) -> dict:
 
 def digits_classifier(root) -> tuple[DigitsClassifier, float]:
     from pathlib import Path
-    blob = cached_torch(Path(root) / "_cache" / "digits_classifier_v1.pt", _train_classifier)
+    path = Path(root) / "_cache" / "digits_classifier_v1.pt"
+    blob = cached_torch(path, lambda: _train_classifier(path))
     net = DigitsClassifier()
     net.load_state_dict(blob["state"])
     net.eval()

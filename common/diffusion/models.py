@@ -21,6 +21,7 @@ from torch import nn
 from common.diffusion.mixture import GaussianMixture
 from common.diffusion.process import PARAMETERIZATIONS, Process
 from common.errors import ConfigError
+from common import checkpoint
 from common.io import cached_torch
 
 ARCHS = ("mlp", "unet")
@@ -125,8 +126,9 @@ def spec_key(spec: ModelSpec, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def train(spec: ModelSpec, seed: int, log=None) -> dict:
-    """Trains from scratch; returns {"spec", "seed", "snapshots": {step: EMA state dict}, "loss": [...]}."""
+def train(spec: ModelSpec, seed: int, log=None, cache_path=None) -> dict:
+    """Trains from scratch; returns {"spec", "seed", "snapshots": {step: EMA state dict}, "loss": [...]}.
+    With `cache_path`, a killed training resumes from its partial checkpoint beside the cache entry."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     process = Process(spec.process)
@@ -141,7 +143,10 @@ def train(spec: ModelSpec, seed: int, log=None) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
     lo, hi = process.t_range()
     keep, losses = {}, []
-    for step in range(1, spec.steps + 1):
+    state = {"net": net, "opt": opt, "sched": sched, "ema": ema, "keep": keep, "losses": losses, "gen": gen}
+    loop = (checkpoint.cached_steps(spec.steps, state, cache_path) if cache_path is not None
+            else range(1, spec.steps + 1))
+    for step in loop:
         if spec.data == "mixture":
             c = torch.randint(0, null, (spec.batch,), generator=gen)
             x0 = mix.sample(c, gen).float()
@@ -174,7 +179,7 @@ def trained_denoiser(spec: ModelSpec, seed: int, root, step: int | None = None, 
     """The EMA model of (spec, seed) at `step` (default: the last), trained on first use and cached."""
     check_spec(spec)
     path = Path(root) / "_cache" / "diffusion" / f"{spec.data}-{spec.process}-{spec_key(spec, seed)}.pt"
-    blob = cached_torch(path, lambda: train(spec, seed, log))
+    blob = cached_torch(path, lambda: train(spec, seed, log, cache_path=path))
     step = spec.steps if step is None else step
     if step not in blob["snapshots"]:
         raise ConfigError(f"no snapshot at step {step}; this spec keeps {sorted(blob['snapshots'])}")

@@ -100,14 +100,17 @@ class EpisodeLog:
     def __init__(self, ctx, total: int, log_every: int = 1, tail: float = 0.1):
         self.ctx, self.total, self.log_every, self.tail = ctx, total, log_every, tail
         self.sampled, self.returns, self._it, self.last = 0, [], 0, float("nan")
-        self.bar = ctx.progress(total)
 
     def done(self) -> bool:
         return self.sampled >= self.total
 
+    def iterations(self, state: dict):
+        """The resumable loop over iterations until the trajectory budget is spent: the checkpoint
+        holds `state` (the policy, optimizers, environments, generators) and this log."""
+        return self.ctx.steps(self.total, {**state, "episode_log": self}, done=self.done)
+
     def record(self, episodes: list[Episode], sampled: int, **extra) -> None:
         self.sampled += sampled
-        self.bar.update(sampled)
         self.returns += [e.ret for e in episodes]
         self.last = float(np.mean([e.ret for e in episodes]))
         self._it += 1

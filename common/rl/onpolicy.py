@@ -148,22 +148,31 @@ class Evaluator:
 
 def train(cfg: OnPolicyConfig, ctx, make_update) -> dict:
     """Run the on-policy loop; `make_update(policy)` returns update(batch) -> dict of floats (the paper's
-    method, including its critic update). Returns return, auc, steps_per_sec and train_return (mean
-    of the last 10 finished training episodes)."""
+    method, including its critic update), or (update, state): the objects the update keeps between
+    iterations (optimizers, running statistics, generators), named, for the checkpoint. Returns
+    return, auc, steps_per_sec and train_return (mean of the last 10 finished training episodes).
+
+    One checkpointed step is one iteration (a rollout and its update); a resume continues with the
+    environments exactly where they were (common.rl.envstate)."""
     policy, col, eval_env = build(cfg)
-    update = make_update(policy)
+    made = make_update(policy)
+    update, extra = made if isinstance(made, tuple) else (made, {})
     ev = Evaluator(cfg, ctx, eval_env)
-    steps, t0 = 0, time.perf_counter()
-    bar = ctx.progress(cfg.total_steps)
-    while steps < cfg.total_steps:
+    per_iter = cfg.n_steps * cfg.n_envs
+    loop = {"steps": 0, "wall": 0.0}
+    state = {"policy": policy, "collector": col, "evaluator": ev, "loop": loop, **extra}
+    for _ in ctx.steps(-(-cfg.total_steps // per_iter), state):
+        t0 = time.perf_counter()
         batch = col.collect(policy, cfg.n_steps)
-        steps += cfg.n_steps * cfg.n_envs
+        loop["steps"] += per_iter
         stats = update(batch)
-        bar.update(cfg.n_steps * cfg.n_envs)
+        loop["wall"] += time.perf_counter() - t0
         recent = col.finished[-10:]
-        ev.maybe(steps, lambda o: policy.act(o, deterministic=True), **stats,
+        t0 = time.perf_counter()
+        ev.maybe(loop["steps"], lambda o: policy.act(o, deterministic=True), **stats,
                  **({"train_return": float(np.mean(recent))} if recent else {}))
-    out = ev.summary(steps, time.perf_counter() - t0)
+        loop["wall"] += time.perf_counter() - t0
+    out = ev.summary(loop["steps"], loop["wall"])
     out["train_return"] = float(np.mean(col.finished[-10:])) if col.finished else float("nan")
     return out
 

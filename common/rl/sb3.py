@@ -46,6 +46,7 @@ def build_sb3(cfg, name: str, **kwargs):
 def train_sb3(cfg, ctx, name: str, **kwargs) -> dict:
     """Train an SB3 baseline for cfg.total_steps; same outputs as common.rl.onpolicy.train."""
     from stable_baselines3.common.callbacks import BaseCallback
+    ctx.no_checkpoint("SB3's learn() is one call with its own state: a killed SB3 baseline row restarts")
     model = build_sb3(cfg, name, **kwargs)
     ev = Evaluator(cfg, ctx, make_env(cfg.env, eval_seed(cfg.seed)))
     act = lambda o: model.predict(o, deterministic=True)[0]

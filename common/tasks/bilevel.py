@@ -128,10 +128,10 @@ def _train_only(prob, cfg):
 def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
     keys = sorted(cfg.grid)
     combos = list(itertools.product(*[cfg.grid[k] for k in keys])) or [()]
-    best, best_obj, chosen, failed = None, math.inf, {}, []
-    ctx.progress(len(combos))
+    st = {"best": None, "best_obj": math.inf, "chosen": {}, "failed": []}
     prob = make_problem(cfg)  # stateless apart from its call counter, which every run resets
-    for i, vals in enumerate(combos):
+    for i in ctx.steps(len(combos), {"search": st}):  # one step per grid point: a resume skips those done
+        vals = combos[i - 1]
         hp = {**cfg.hp, **dict(zip(keys, vals))}
         t0 = time.perf_counter()
         try:
@@ -141,17 +141,18 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
                 every = max(1, cfg.budget // cfg.curve_points) if cfg.curve_points else 0
                 r = run_algo(prob, cfg.algo, cfg.budget, hp, max_outer=cfg.max_outer, record_every=every)
         except BilevelError as e:  # a failed trial is counted and printed, the grid goes on
-            failed.append(f"{dict(zip(keys, vals))}: {str(e).splitlines()[0][:160]}")
+            st["failed"].append(f"{dict(zip(keys, vals))}: {str(e).splitlines()[0][:160]}")
             continue
         except TypeError as e:
             raise ConfigError(f"hp for {cfg.algo}: {e}") from None
         r["time_s"] = time.perf_counter() - t0
         with torch.no_grad():
             obj = float(prob.f(r["x"], r["y"]))
-        ctx.log(i + 1, upper_objective=obj if math.isfinite(obj) else 1e9, calls=float(r["calls"]),
+        ctx.log(i, upper_objective=obj if math.isfinite(obj) else 1e9, calls=float(r["calls"]),
                 **{f"hp_{k}": float(v) for k, v in zip(keys, vals)})
-        if math.isfinite(obj) and obj < best_obj:
-            best, best_obj, chosen = r, obj, dict(zip(keys, vals))
+        if math.isfinite(obj) and obj < st["best_obj"]:
+            st.update(best=r, best_obj=obj, chosen=dict(zip(keys, vals)))
+    best, best_obj, chosen, failed = st["best"], st["best_obj"], st["chosen"], st["failed"]
     if best is None:
         raise ConfigError(f"{cfg.algo}: every grid point diverged or failed; widen the grid. " + "; ".join(failed[:3]))
     out = {"upper_objective": best_obj, "calls": float(best["calls"]), "hvp_calls": float(best["hvp_calls"]),
@@ -165,6 +166,7 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
 
 
 def run_hypergrad(cfg: BilevelConfig, ctx) -> dict:
+    ctx.no_checkpoint("one hypergradient against its reference: seconds")
     prob = make_problem(cfg)
     g = torch.Generator().manual_seed(cfg.seed)
     x = prob.x0() + cfg.x_scale * torch.randn(prob.dx, generator=g, dtype=torch.float64)

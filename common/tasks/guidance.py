@@ -78,6 +78,7 @@ def run(cfg: GuidanceConfig, ctx) -> dict:
 
 
 def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dict | None = None) -> dict:
+    ctx.no_checkpoint("sampling takes seconds; the denoiser's training resumes inside its cache build")
     mix = GaussianMixture.ring() if cfg.model.data == "mixture" else None
     k = n_classes(cfg.model.data)
     labels = torch.arange(k).repeat_interleave(cfg.per_class)

@@ -36,6 +36,7 @@ def preflight(cfg: Toy2DConfig) -> None:
 
 
 def run(cfg: Toy2DConfig, ctx: RunContext) -> dict:
+    ctx.no_checkpoint("a few thousand steps on 2-D functions: seconds")
     g = torch.Generator().manual_seed(cfg.seed)
     out, logs = {}, []
     for name in cfg.functions:

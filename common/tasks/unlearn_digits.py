@@ -58,13 +58,14 @@ def _acc(model, x, y) -> float:
         return float((model(x).argmax(1) == y).float().mean()) if len(y) else float("nan")
 
 
-def _train(model, x, y, epochs: int, lr: float, seed: int) -> int:
-    """Adam, batch 64; returns the number of examples passed through backward."""
+def _train(model, x, y, epochs: int, lr: float, seed: int, ctx, name: str) -> int:
+    """Adam, batch 64; returns the number of examples passed through backward. One checkpointed step
+    per epoch (loop `name` of the run: the original model, the retrained or fine-tuned one)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    seen = 0
+    seen = {"n": 0}
     model.train()
-    for _ in range(epochs):
+    for _ in ctx.steps(epochs, {"model": model, "opt": opt, "gen": g, "seen": seen}, name=name):
         perm = torch.randperm(len(y), generator=g)
         for s in range(0, len(y), 64):
             i = perm[s:s + 64]
@@ -72,9 +73,9 @@ def _train(model, x, y, epochs: int, lr: float, seed: int) -> int:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            seen += len(i)
+            seen["n"] += len(i)
     model.eval()
-    return seen
+    return seen["n"]
 
 
 def run(cfg: DigitsUnlearnConfig, ctx, one_shot=None) -> dict:
@@ -83,7 +84,7 @@ def run(cfg: DigitsUnlearnConfig, ctx, one_shot=None) -> dict:
     f_tr, f_te = ytr == cfg.forget_class, yte == cfg.forget_class
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.model, split.in_shape, split.num_classes)
-    _train(model, xtr, ytr, cfg.epochs, cfg.lr, cfg.seed)
+    _train(model, xtr, ytr, cfg.epochs, cfg.lr, cfg.seed, ctx, "original")
 
     def scores(m) -> dict:
         return {"forget_test_acc": _acc(m, xte[f_te], yte[f_te]), "retain_test_acc": _acc(m, xte[~f_te], yte[~f_te]),
@@ -94,9 +95,10 @@ def run(cfg: DigitsUnlearnConfig, ctx, one_shot=None) -> dict:
     if cfg.method == "retrain":
         torch.manual_seed(cfg.seed)
         model = models.build(cfg.model, split.in_shape, split.num_classes)
-        cost["grad_examples"] = float(_train(model, xtr[~f_tr], ytr[~f_tr], cfg.epochs, cfg.lr, cfg.seed))
+        cost["grad_examples"] = float(_train(model, xtr[~f_tr], ytr[~f_tr], cfg.epochs, cfg.lr, cfg.seed, ctx, "retrain"))
     elif cfg.method == "finetune":
-        cost["grad_examples"] = float(_train(model, xtr[~f_tr], ytr[~f_tr], cfg.ft_epochs, cfg.lr, cfg.seed + 1))
+        cost["grad_examples"] = float(_train(model, xtr[~f_tr], ytr[~f_tr], cfg.ft_epochs, cfg.lr, cfg.seed + 1, ctx,
+                                             "finetune"))
     elif cfg.method == "ga":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.ga_lr)
         steps = 0

@@ -186,13 +186,13 @@ def iterate(bench: Bench, model, cfg: UnlearnQAConfig, ctx) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     eval_at = {int(round(steps * (i + 1) / (cfg.evals + 1))) for i in range(cfg.evals)} - {0, steps}
-    fperm, fpos, t_train, seqs = torch.randperm(nf, generator=gen), 0, 0.0, 0
+    lp = {"fperm": torch.randperm(nf, generator=gen), "fpos": 0, "t_train": 0.0, "seqs": 0}
     model.train()
-    for s in range(1, steps + 1):
-        if fpos + bs > nf:
-            fperm, fpos = torch.randperm(nf, generator=gen), 0
-        fi = fperm[fpos:fpos + bs]
-        fpos += bs
+    for s in ctx.steps(steps, {"model": model, "opt": opt, "gen": gen, "loop": lp}):
+        if lp["fpos"] + bs > nf:
+            lp["fperm"], lp["fpos"] = torch.randperm(nf, generator=gen), 0
+        fi = lp["fperm"][lp["fpos"]:lp["fpos"] + bs]
+        lp["fpos"] += bs
         ri = torch.randint(0, nr, (bs,), generator=gen)
         t0 = time.perf_counter()
         loss = U.objective(cfg.method, model, Batch(bench.forget.ids[fi], bench.forget.mask[fi]),
@@ -203,15 +203,15 @@ def iterate(bench: Bench, model, cfg: UnlearnQAConfig, ctx) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        t_train += time.perf_counter() - t0
-        seqs += bs * (2 if cfg.method in U.USES_RETAIN and cfg.method != "retain_ft" else 1)
+        lp["t_train"] += time.perf_counter() - t0
+        lp["seqs"] += bs * (2 if cfg.method in U.USES_RETAIN and cfg.method != "retain_ft" else 1)
         if s in eval_at:
             model.eval()
             ev = bench.evaluate(model, muse=False)
             model.train()
             ctx.log(s, loss=float(loss.detach()), **_curve(ev))
     model.eval()
-    return {"steps": float(steps), "unlearn_s": t_train, "grad_seqs": float(seqs)}
+    return {"steps": float(steps), "unlearn_s": lp["t_train"], "grad_seqs": float(lp["seqs"])}
 
 
 def _curve(ev: dict) -> dict:
@@ -226,6 +226,8 @@ def run(cfg: UnlearnQAConfig, ctx, one_shot=None) -> dict:
     ctx.log(0, **_curve(start))
     out = {**info, "target_utility": start["model_utility"], "target_forget_rouge": start["forget_rouge"],
            "target_log10_fq": start["log10_fq"]}
+    if cfg.method in REFERENCE_ROWS or one_shot is not None:
+        ctx.no_checkpoint("a reference model or a one-shot edit: its trainings resume inside their cache builds")
     if cfg.method == "target":
         model, cost = bench.target, {"steps": 0.0, "unlearn_s": 0.0, "grad_seqs": 0.0}
     elif cfg.method == "retain":

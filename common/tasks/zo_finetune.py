@@ -147,6 +147,8 @@ def run(cfg: ZOFinetuneConfig, ctx) -> dict:
     mem_infer = peak_tensor_bytes(lambda: _infer(model, xb0), [list(model.parameters()), xb0])
     t_fwd = _time(lambda: _infer(model, xb0))
     out.update(mem_infer_mb=mem_infer / 2 ** 20, fwd_ms=1e3 * t_fwd)
+    if cfg.method in ("zero_shot", "linear_probe"):
+        ctx.no_checkpoint("evaluation (and a probe fit) of the cached pretrained LM: seconds")
     if cfg.method == "zero_shot":
         acc, dev = out["zero_shot_acc"], accuracy(model, data.x_dev, data.y_dev, verb)
         ctx.log(0, acc=acc, dev_acc=dev)
@@ -166,22 +168,21 @@ def run(cfg: ZOFinetuneConfig, ctx) -> dict:
 
     step, opt = make_stepper(cfg, model, verb, (xb0, yb0))
     n = len(data.y_train)
-    perm, pos = torch.randperm(n, generator=gen), 0
-    t_train, loss, curve, dev = 0.0, float("nan"), [], float("nan")
-    bar = ctx.progress(cfg.steps)
-    for s in range(1, cfg.steps + 1):
-        if pos + cfg.batch_size > n:
-            perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos:pos + cfg.batch_size]
-        pos += cfg.batch_size
+    lp = {"perm": torch.randperm(n, generator=gen), "pos": 0, "t_train": 0.0, "loss": float("nan"), "curve": [],
+          "dev": float("nan")}
+    for s in ctx.steps(cfg.steps, {"model": model, "opt": opt, "gen": gen, "loop": lp}):
+        if lp["pos"] + cfg.batch_size > n:
+            lp["perm"], lp["pos"] = torch.randperm(n, generator=gen), 0
+        idx = lp["perm"][lp["pos"]:lp["pos"] + cfg.batch_size]
+        lp["pos"] += cfg.batch_size
         t0 = time.perf_counter()
-        loss = step(data.x_train[idx], data.y_train[idx])
-        t_train += time.perf_counter() - t0
-        bar.update(1)
+        lp["loss"] = step(data.x_train[idx], data.y_train[idx])
+        lp["t_train"] += time.perf_counter() - t0
         if s % cfg.eval_every == 0 or s == cfg.steps:
-            curve.append(accuracy(model, data.x_test, data.y_test, verb))
-            dev = accuracy(model, data.x_dev, data.y_dev, verb)
-            ctx.log(s, loss=loss, acc=curve[-1], dev_acc=dev)
+            lp["curve"].append(accuracy(model, data.x_test, data.y_test, verb))
+            lp["dev"] = accuracy(model, data.x_dev, data.y_dev, verb)
+            ctx.log(s, loss=lp["loss"], acc=lp["curve"][-1], dev_acc=lp["dev"])
+    curve, dev, loss, t_train = lp["curve"], lp["dev"], lp["loss"], lp["t_train"]
     acc = curve[-1]  # the last evaluation is at s == cfg.steps
     step_ms = 1e3 * t_train / cfg.steps
     evals = getattr(opt, "evals", None)

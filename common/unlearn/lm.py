@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from common.data.text import pydoc_text
 from common.errors import ConfigError
+from common import checkpoint
 from common.io import cached_torch
 from common.unlearn import facts as F_
 
@@ -157,37 +158,44 @@ def _pydoc_ids(tok) -> torch.Tensor:
     return torch.tensor(tok.encode(pydoc_text()), dtype=torch.long)
 
 
-def _train_qa(model, batch: Batch, epochs: int, bs: int, lr: float, seed: int, extra=None, log=None) -> float:
+def _train_qa(model, batch: Batch, epochs: int, bs: int, lr: float, seed: int, extra=None, log=None,
+              cache_path=None) -> float:
     """AdamW with linear warm-up and decay over `epochs` passes of `batch`; `extra(step)` adds a loss."""
     n = batch.ids.shape[0]
     steps = max(1, epochs * max(1, n // bs))
     return train_steps(model, lambda s, idx: nll_loss(model, Batch(batch.ids[idx], batch.mask[idx])) +
-                       (extra(s) if extra else 0.0), n, steps, bs, lr, seed, log)
+                       (extra(s) if extra else 0.0), n, steps, bs, lr, seed, log, cache_path=cache_path,
+                       state={"extra_gen": extra.gen} if getattr(extra, "gen", None) is not None else None)
 
 
 def train_steps(model, loss_at, n: int, steps: int, bs: int, lr: float, seed: int, log=None,
-                weight_decay: float = 0.01) -> float:
-    """`steps` AdamW steps on loss_at(step, batch indices) with epoch-wise shuffling of n examples."""
+                weight_decay: float = 0.01, cache_path=None, state=None) -> float:
+    """`steps` AdamW steps on loss_at(step, batch indices) with epoch-wise shuffling of n examples.
+    With `cache_path` (a cached build), a killed training resumes from its partial checkpoint; `state`
+    names what else the steps depend on (the generator of a replay loss)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.02, 1 - s / steps))
-    perm, pos, loss = torch.randperm(n, generator=gen), 0, torch.tensor(float("nan"))
+    lp = {"perm": torch.randperm(n, generator=gen), "pos": 0, "loss": float("nan")}
     bs = min(bs, n)
-    for s in range(steps):
-        if pos + bs > n:
-            perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos:pos + bs]
-        pos += bs
+    st = {"model": model, "opt": opt, "sched": sched, "gen": gen, "loop": lp, **(state or {})}
+    for s1 in checkpoint.cached_steps(steps, st, cache_path) if cache_path is not None else range(1, steps + 1):
+        s = s1 - 1
+        if lp["pos"] + bs > n:
+            lp["perm"], lp["pos"] = torch.randperm(n, generator=gen), 0
+        idx = lp["perm"][lp["pos"]:lp["pos"] + bs]
+        lp["pos"] += bs
         loss = loss_at(s, idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        lp["loss"] = float(loss.detach())
         if log is not None and (s + 1) % 200 == 0:
-            log(s + 1, float(loss.detach()))
-    return float(loss.detach())
+            log(s + 1, lp["loss"])
+    return lp["loss"]
 
 
 def _key(*specs: dict) -> str:
@@ -219,6 +227,7 @@ def general_loss(model, lm: LMSpec, seed: int, n_text: int, n_facts: int):
         idx = torch.randint(0, gen.ids.shape[0], (n_facts,), generator=g)
         text = F.cross_entropy(model(win[:, :-1]).reshape(-1, len(tok)), win[:, 1:].reshape(-1))
         return text + nll_loss(model, Batch(gen.ids[idx], gen.mask[idx]))
+    loss.gen = g  # its draws are state: a resumed training restores it
     return loss
 
 
@@ -233,7 +242,8 @@ def pretrained(lm: LMSpec, seed: int, root: Path, log=None):
         model = build_lm(lm)
         n_text = max(1, lm.pretrain_batch * 3 // 4)
         step_loss = general_loss(model, lm, seed, n_text, max(1, lm.pretrain_batch - n_text))
-        loss = (train_steps(model, lambda s, idx: step_loss(s), 1, lm.pretrain_steps, 1, lm.pretrain_lr, seed, log)
+        loss = (train_steps(model, lambda s, idx: step_loss(s), 1, lm.pretrain_steps, 1, lm.pretrain_lr, seed, log,
+                            cache_path=path, state={"text_gen": step_loss.gen})
                 if lm.pretrain_steps else float("nan"))
         return {"state": model.state_dict(), "final_loss": loss}
 
@@ -255,7 +265,7 @@ def finetuned(lm: LMSpec, fs: F_.FactSpec, seed: int, root: Path, retain_frac: f
             qa = [qa[i] for i in F_.forget_split(qa, fs.n_authors, retain_frac).retain]
         replay = general_loss(model, lm, seed + 11, max(1, lm.finetune_batch // 4), max(1, lm.finetune_batch // 4))
         loss = _train_qa(model, qa_batch(tok, qa, lm.context), lm.finetune_epochs, lm.finetune_batch,
-                         lm.finetune_lr, seed + 7, extra=replay if lm.replay else None, log=log)
+                         lm.finetune_lr, seed + 7, extra=replay if lm.replay else None, log=log, cache_path=path)
         return {"state": model.state_dict(), "final_loss": loss}
 
     ck = cached_torch(path, build)

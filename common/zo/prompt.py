@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from common.data.text import cpython_source_files, pydoc_text
 from common.errors import ConfigError
+from common import checkpoint
 from common.io import cached_torch
 
 PACKAGES = ("asyncio", "email", "tkinter", "xml")
@@ -114,8 +115,10 @@ def pretrained_lm(lm: LMSpec, exclude, seed: int, root: Path, log=None):
         opt = torch.optim.AdamW(model.parameters(), lr=lm.pretrain_lr, weight_decay=0.01)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) *
                                                   max(0.0, 1 - s / max(1, lm.pretrain_steps)) + 1e-3)
-        loss = torch.tensor(float("nan"))
-        for step in range(lm.pretrain_steps):
+        last = {"loss": float("nan")}
+        for s in checkpoint.cached_steps(lm.pretrain_steps, {"model": model, "opt": opt, "sched": sched, "gen": gen,
+                                                             "last": last}, path):
+            step = s - 1
             start = torch.randint(0, data.numel() - lm.context - 1, (lm.pretrain_batch,), generator=gen)
             win = torch.stack([data[s:s + lm.context + 1] for s in start.tolist()]).long()
             logits = model(win[:, :-1])
@@ -125,9 +128,10 @@ def pretrained_lm(lm: LMSpec, exclude, seed: int, root: Path, log=None):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
+            last["loss"] = float(loss.detach())
             if log is not None and (step + 1) % 500 == 0:
-                log(step + 1, float(loss.detach()))
-        return {"state": model.state_dict(), "final_loss": float(loss.detach())}
+                log(step + 1, last["loss"])
+        return {"state": model.state_dict(), "final_loss": last["loss"]}
 
     ck = cached_torch(path, build)
     model = build_lm(lm)

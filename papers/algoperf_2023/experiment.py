@@ -36,8 +36,8 @@ def preflight(cfg: Config) -> None:
 
 def run(cfg: Config, ctx) -> dict:
     out = {}
-    ctx.progress(len(cfg.workloads))
-    for i, name in enumerate(cfg.workloads):
+    for i in ctx.steps(len(cfg.workloads), {"out": out}):  # one checkpointed step per workload
+        name = cfg.workloads[i - 1]
         wl = algoperf.WORKLOADS[name]
         r = algoperf.tune(wl, cfg.optimizer, cfg.trials, cfg.seed, max(1, int(wl.max_steps * cfg.max_steps_scale)))
         reached = math.isfinite(r["time_s"])
@@ -47,7 +47,7 @@ def run(cfg: Config, ctx) -> dict:
         out[f"{name}_time_s"] = r["time_s"] if reached else 0.0
         out[f"{name}_best"] = r["best"] if math.isfinite(r["best"]) else 1e9
         out.update({f"{name}_hp_{k}": float(v) for k, v in r["hparams"].items() if isinstance(v, (int, float))})
-        ctx.log(i + 1, **{k: v for k, v in out.items() if k.startswith(name) and math.isfinite(v)})
+        ctx.log(i, **{k: v for k, v in out.items() if k.startswith(name) and math.isfinite(v)})
     out["solved"] = sum(out[f"{w}_reached"] for w in cfg.workloads)
     return out
 

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import torch
 
+
 from common.diffusion.figures import samples_figure as report_extra  # noqa: F401  (the report's sample figure)
 from common.diffusion.mixture import GaussianMixture
 from common.diffusion.models import digits_tensors
 from common.errors import ConfigError
+from common.io import atomic_write_text
 from common.tasks import guidance
 from papers.ays_2024.method import denoiser_x0, klub_terms, optimize
 
@@ -64,5 +66,5 @@ def run(cfg: Config, ctx) -> dict:
         extra["klub_start"], extra["klub"] = before, after
     else:
         extra["klub"] = float(klub_terms(D, rs, x0, c, eps, cfg.opt_quad).sum())
-    (Path(ctx.dir) / "schedule.json").write_text(json.dumps({"t": times.tolist(), "sigma_over_alpha": rs}))
+    atomic_write_text(Path(ctx.dir) / "schedule.json", json.dumps({"t": times.tolist(), "sigma_over_alpha": rs}))
     return guidance.sample_and_score(cfg, ctx, model, process, times, extra)

@@ -83,9 +83,9 @@ def run(cfg: Config, ctx) -> dict:
     steps_per_epoch = len(x_tr) // cfg.batch_size
     total = cfg.epochs * steps_per_epoch
     sched = lambda t: 0.5 * (1 + torch.cos(torch.tensor(torch.pi * t / total)).item())  # cosine, as DeepZero
-    t_step, queries, macs, step = 0.0, 0, 0, 0
-    bar = ctx.progress(total)
-    for epoch in range(1, cfg.epochs + 1):
+    lp = {"params": params, "t_step": 0.0, "queries": 0, "macs": 0, "step": 0}
+    for epoch in ctx.steps(cfg.epochs, {"bufs": bufs, "gen": gen, "loop": lp}):  # one checkpointed step per epoch
+        params, t_step, queries, macs, step = lp["params"], lp["t_step"], lp["queries"], lp["macs"], lp["step"]
         coords = random_coords(params, densities, gen)  # redrawn every epoch
         perm = torch.randperm(len(x_tr), generator=gen)
         for s in range(steps_per_epoch):
@@ -114,8 +114,9 @@ def run(cfg: Config, ctx) -> dict:
             queries += nq
             macs += nm
             step += 1
-            bar.update(1)
+        lp.update(params=params, t_step=t_step, queries=queries, macs=macs, step=step)
         ctx.log(step, loss=f0, acc=_accuracy(params, x_te, y_te), train_acc=_accuracy(params, x_tr, y_tr))
+    params, t_step, queries, macs, step = lp["params"], lp["t_step"], lp["queries"], lp["macs"], lp["step"]
     return {"acc": _accuracy(params, x_te, y_te), "train_acc": _accuracy(params, x_tr, y_tr),
             "train_loss": float(F.cross_entropy(forward(params, x_tr), y_tr)),
             "queries_per_step": queries / step, "macs_per_step": macs / step, "step_ms": 1e3 * t_step / step,

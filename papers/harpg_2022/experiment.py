@@ -46,7 +46,7 @@ def run(cfg: Config, ctx) -> dict:
     params = policy.actor_parameters()
     gen = torch.Generator().manual_seed(cfg.seed)
     st, log = State(), EpisodeLog(ctx, cfg.trajectories, log_every=cfg.log_every)
-    while not log.done():
+    for _ in log.iterations({"policy": policy, "env": env, "gen": gen, "method_state": st}):
         eps, drawn = step(cfg.algo, policy, params, lambda n: sample_episodes(env, policy, n), cfg.gamma,
                           cfg.step_size, st, gen, cfg.hessian_scale)
         log.record(eps, drawn)

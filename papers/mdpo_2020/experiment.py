@@ -67,6 +67,6 @@ def run(cfg: Config, ctx) -> dict:
 
             kls = minibatch_epochs(len(b.advantages), cfg.n_epochs, cfg.batch_size, step)
             return {"kl": float(np.mean(kls)), "kl_weight": w}
-        return update
+        return update, {"opt": opt, "iteration": it}
 
     return train(cfg, ctx, make_update)

@@ -71,6 +71,7 @@ def _summary(p: dict, N, D, L, cfg) -> dict:
 
 
 def run(cfg: Config, ctx) -> dict:
+    ctx.no_checkpoint("fits to the released data")
     N, D, L = _load(cfg)
     if cfg.mode == "published":
         out = _summary(dict(cfg.params), N, D, L, cfg)

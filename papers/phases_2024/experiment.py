@@ -112,6 +112,7 @@ def run(cfg: Config, ctx) -> dict:
     budgets = _budgets(cfg.f_min, cfg.f_max, cfg.f_per_decade)
     spectra = {}
     sgd_sizes = _sizes(cfg.sgd_d_min, cfg.sgd_d_max, cfg.sgd_d_per_octave) if cfg.sgd_seeds else []
+    ctx.no_checkpoint("closed-form expected risks and short SGD simulations on a fixed grid")
     bar = ctx.progress(len(set(sizes) | set(sgd_sizes)))
     step, d_nest = 0, max(sizes + sgd_sizes)
     C, N, L = [], [], []

@@ -55,7 +55,7 @@ def run(cfg: Config, ctx) -> dict:
     opt = torch.optim.Adam(params, lr=cfg.lr) if cfg.algo == "adam" else None
     polyak = PolyakStep(params, cfg.c, cfg.eta_max, "running_max" if cfg.j_star == "running_max" else cfg.j_star_value)
     log, etas = EpisodeLog(ctx, cfg.episodes), []
-    while not log.done():
+    for _ in log.iterations({"policy": policy, "env": env, "opt": opt, "polyak": polyak, "etas": etas}):
         eps = sample_episodes(env, policy, cfg.batch_episodes)
         grads = torch.autograd.grad(gpomdp_surrogate(policy, eps, cfg.gamma, baseline=True), params)
         disc = [float(discounted_returns(e.rewards, cfg.gamma)[0]) for e in eps]

@@ -102,6 +102,7 @@ def sweep_isoflop(df, cfg: FitConfig):
 
 
 def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
+    ctx.no_checkpoint("a fit to the sweep's finished runs")
     df = load_sweep(ctx.out_root, "porian_2024", cfg.sweep_table, ctx.scale, curves=True, min_points=3)
     C, N, L = sweep_isoflop(df, cfg)
     r = compute_optimal_exponent(C, N, L, cfg.window, cfg.n_boot, cfg.seed, cfg.edge, cfg.inside)
@@ -118,6 +119,7 @@ def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
 
 
 def run(cfg: Config, ctx) -> dict:
+    ctx.no_checkpoint("a fit to the authors' released runs: seconds")
     df = _select(cfg)
     r = compute_optimal_exponent(df.flops.values, df.n.values, df.loss.values, cfg.window, cfg.n_boot, cfg.seed)
     cs, ns, _ = r.pop("minima")

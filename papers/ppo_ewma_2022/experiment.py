@@ -94,7 +94,7 @@ def run(cfg: Config, ctx) -> dict:
             clip_fracs.append(float(clip_m))
             return {"pg_loss": float(pg_m), "vf_loss": float(vf_m), "approx_kl_prox": float(kl_m),
                     "clip_frac": float(clip_m)}
-        return update
+        return update, {"opt": opt, "prox": prox, "moments": moments, "gen": gen, "clip_fracs": clip_fracs}
 
     out = train(dataclasses.replace(cfg, n_envs=cfg.n_envs // cfg.batch_factor), ctx, make_update)
     out["lr"] = hp.lr

@@ -72,6 +72,7 @@ def run(cfg: Config, ctx) -> dict:
 
 def _fit(df, cfg, ctx, seq_len: int, extra: dict | None = None) -> dict:
     """Fit the law to the near-optimal runs, bootstrap its coefficients, leave-one-out gaps."""
+    ctx.no_checkpoint("a fit to finished runs: seconds")
     opt = near_optimal(df, cfg.threshold)
     lr_p, bs_p = fit_lr_bs(opt, seq_len)
     rng = np.random.default_rng(cfg.seed)

@@ -43,8 +43,7 @@ def preflight(cfg) -> None:
 def run(cfg: Config, ctx) -> dict:
     from common.data import load
     n_train = len(load(cfg.dataset, seed=cfg.seed).x_train)
-    out, best = {}, []
-    ctx.progress(len(cfg.batches) * len(cfg.log2_lrs))
+    out, best = {}, []  # every (batch, lr) training is its own resumable loop of the run
     for b in cfg.batches:
         losses = []
         for e in cfg.log2_lrs:
@@ -75,6 +74,7 @@ class LMConfig(BaseConfig):
 def run_lm(cfg: LMConfig, ctx) -> dict:
     """The optimal lr per batch size read off the tiny-LM sweep (lowest final validation loss over
     its lr grid; a diverged run counts as infinite loss), then the same statistics as `run`."""
+    ctx.no_checkpoint("a fit to the sweep's finished runs")
     df = load_sweep(ctx.out_root, "surge_2024", cfg.sweep_table, ctx.scale, min_points=1)
     sel = df[(df["optim.name"] == cfg.optimizer) & (df["tokens"] == cfg.tokens)]
     if sel.empty:

@@ -73,6 +73,6 @@ def run(cfg: Config, ctx) -> dict:
                 stats = {"pg_loss": vpg_step(policy, pg_opt, b.obs, b.actions, adv)}
             stats["vf_loss"] = fit_value(policy, vf_opt, b, cfg.vf_epochs, cfg.vf_batch)
             return stats
-        return update
+        return update, {"vf_opt": vf_opt, "pg_opt": pg_opt}
 
     return train(cfg, ctx, make_update)

@@ -1,10 +1,13 @@
 """Every table of every paper runs end to end at smoke scale through the CLI entry point
-(in-process), writes finite metrics and renders its report."""
+(in-process), writes finite metrics and renders its report; and its first smoke row, killed halfway
+through its first resumable loop (after the checkpoint there), resumes to the uninterrupted result."""
 import json
 import math
+import re
 
 import pytest
 
+from common import checkpoint
 from common.config import run_rows
 from common.registry import all_papers
 from tests.conftest import paper_tables
@@ -32,3 +35,37 @@ def test_table_runs_at_smoke_scale(pid, table, cli, tmp_path):
     for ext in ("md", "json", "png"):
         assert (tmp_path / "rep" / pid / f"{table}.{ext}").stat().st_size > 0
     assert "## Results" in (tmp_path / "rep" / pid / f"{table}.md").read_text()
+
+    _killed_run_resumes_to_the_same_result(pid, table, spec, cli, tmp_path)
+
+
+TIMING = re.compile(r"(per_sec|_ms$|_s$|time|seconds|fwd_ratio)")
+"""Metrics measured by the clock (and ratios of them): the only ones allowed to differ after a resume."""
+
+
+def _killed_run_resumes_to_the_same_result(pid, table, spec, cli, tmp_path):
+    row, seed = run_rows(spec, "smoke")[0], (spec.scales["smoke"].seeds or spec.seeds)[0]
+    args = ["run", pid, table, "--scale", "smoke", "--rows", row, "--seeds", seed, "--out", tmp_path / "killed"]
+    checkpoint.reset_fault()
+    import os
+    os.environ["REPRO_FAULT"] = "kill-halfway"
+    try:
+        cli(*args)
+        killed = False
+    except checkpoint.SimulatedKill:
+        killed = True
+    finally:
+        del os.environ["REPRO_FAULT"]
+    run_dir = f"{pid}/{table}/smoke/{row}/seed{seed}"
+    res = json.loads((tmp_path / "runs" / run_dir / "result.json").read_text())
+    if not killed:  # no resumable loop: only a run that says why may do without one
+        assert res.get("no_checkpoint"), f"{run_dir} ran no resumable loop (ctx.steps) and gave no reason " \
+                                         "(ctx.no_checkpoint)"
+        return
+    assert res.get("checkpointed") or spec.needs, res
+    code, out, err = cli(*args, "--resume")
+    assert code == 0, out + err
+    again = json.loads((tmp_path / "killed" / run_dir / "result.json").read_text())
+    assert again["status"] == "ok", again
+    strip = lambda m: {k: v for k, v in m.items() if not TIMING.search(k)}
+    assert strip(again["metrics"]) == strip(res["metrics"])
