@@ -55,7 +55,8 @@ def pending_signal() -> int | None:
 
 class SimulatedKill(BaseException):
     """Test hook (REPRO_FAULT=kill-halfway): the process 'dies' right after a checkpoint, halfway
-    through the first resumable loop it runs, without writing a result (like SIGKILL)."""
+    through the first resumable loop it runs, without writing a result (like SIGKILL).
+    REPRO_FAULT=sigterm-halfway sends the process a real SIGTERM at that point instead."""
 
 
 _killed = False
@@ -66,12 +67,15 @@ loops_entered = 0
 
 def _kill_now(step: int, total: int) -> bool:
     global _killed
-    if _killed or os.environ.get("REPRO_FAULT") != "kill-halfway":
+    fault = os.environ.get("REPRO_FAULT")
+    if _killed or fault not in ("kill-halfway", "sigterm-halfway") or step != max(1, total // 2):
         return False
-    if step == max(1, total // 2):
-        _killed = True
-        return True
-    return False
+    _killed = True
+    if fault == "sigterm-halfway":
+        import signal
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the run's handler before the next line
+        return False
+    return True
 
 
 def reset_fault() -> None:

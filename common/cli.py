@@ -78,13 +78,45 @@ def _split(s):
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
 
+def _list_flag(s, flag: str):
+    """A comma-separated flag's items; None when the flag was not given. Given but empty (`--rows ''`,
+    `--rows ,`) is an error, not 'all'."""
+    if s is None:
+        return None
+    items = [x.strip() for x in s.split(",")]
+    if not any(items) or not all(items):
+        raise UsageError(f"{flag} takes names separated by commas, got '{s}'")
+    if len(set(items)) < len(items):
+        raise UsageError(f"{flag} names something twice: '{s}'")
+    return items
+
+
 def _seeds(s):
-    if not s:
+    items = _list_flag(s, "--seeds")
+    if items is None:
         return None
     try:
-        return [int(x) for x in _split(s)]
+        seeds = [int(x) for x in items]
     except ValueError:
         raise UsageError(f"--seeds takes integers separated by commas, got '{s}'") from None
+    if any(x < 0 for x in seeds):
+        raise UsageError(f"--seeds must be >= 0, got '{s}'")
+    return seeds
+
+
+def check_out_dir(path) -> None:
+    """--out must be a directory this user can write (or creatable inside one): checked before any run."""
+    import os
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {path} is a file, not a directory")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--out {path}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: {probe} is not writable")
 
 
 def cmd_list(a):
@@ -135,6 +167,8 @@ def cmd_run(a):
     table = paper.resolve_table(a.table)
     if a.jobs < 1:
         raise UsageError("--jobs must be >= 1")
+    rows, seeds = _list_flag(a.rows, "--rows"), _seeds(a.seeds)
+    check_out_dir(a.out)
     spec = paper.load_table(table)
     overrides = parse_overrides(a.overrides)
     for need in spec.needs:  # e.g. a fit table needs its sweep: run it first, keeping finished points
@@ -146,7 +180,7 @@ def cmd_run(a):
         bad = [r for r in nres if r.get("status") != "ok"]
         if bad:
             print(f"repro: {len(bad)} of {need}'s runs did not finish ok (the analysis uses the others)", flush=True)
-    jobs = plan(paper, table, spec, a.scale, _seeds(a.seeds), _split(a.rows), overrides, Path(a.out), a.resume)
+    jobs = plan(paper, table, spec, a.scale, seeds, rows, overrides, Path(a.out), a.resume)
     print(f"repro: {paper.pid}/{table} at {a.scale} scale: {len(jobs)} runs "
           f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds) -> {a.out}/{paper.pid}/{table}/{a.scale}/",
           flush=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -38,6 +40,44 @@ class BaseConfig:
     """Checkpoint every N steps (0: only on SIGTERM/SIGINT). `--resume` continues from the last one."""
     device: str = "cpu"
     """'cpu' or 'cuda'."""
+
+
+_NONNEG = re.compile(
+    r"^(lr|.*_lr|lr_.*|step_size|eta_max|seed|ckpt_every|n_.*|.*_steps|steps|.*epochs|batch|batches|.*batch|"
+    r".*batch_size|.*_every|.*episodes|trajectories|trials|draws|budget|tokens|.*terms|.*_iters|iters|width|"
+    r"d_model|context|seq_len|hidden|.*per_class|.*_queries|q|.*eps|weight_decay|tol|ema|max_grad_norm|"
+    r"max_kl|.*damping|clip|ent_coef|vf_coef|mu|.*_frac|p_uncond|density)$")
+"""Hyper-parameters that are never negative, by name (the last part of a dotted key, or a key of a
+`grid`/`hp` mapping): learning rates and step sizes, counts and sizes, epsilons, decays, fractions."""
+_UNIT = re.compile(r"^(.*_frac|p_uncond|density)$")
+"""... and the ones that are fractions, in [0, 1]."""
+
+
+def check_numbers(cfg, where: str) -> None:
+    """Preflight for every numeric hyper-parameter of a resolved config (nested dataclasses, lists, and
+    the values of mappings such as a bilevel `grid`, each under its key's name): finite, and not
+    negative (or outside [0, 1]) where its name says it cannot be. A ConfigError (exit 2) names it."""
+    def walk(v, name, path):
+        if isinstance(v, bool):
+            return
+        if dataclasses.is_dataclass(v):
+            for f in dataclasses.fields(v):
+                walk(getattr(v, f.name), f.name, f"{path}.{f.name}")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, str(k), f"{path}.{k}")
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                walk(x, name, f"{path}[{i}]")
+        elif isinstance(v, (int, float)):
+            if not math.isfinite(v):
+                raise ConfigError(f"{where}: {path} must be a finite number, got {v}")
+            if _NONNEG.match(name) and v < 0:
+                raise ConfigError(f"{where}: {path} must be >= 0, got {v:g}")
+            if _UNIT.match(name) and v > 1:
+                raise ConfigError(f"{where}: {path} is a fraction and must be in [0, 1], got {v:g}")
+    for f in dataclasses.fields(cfg):
+        walk(getattr(cfg, f.name), f.name, f.name)
 
 
 def closest(name: str, valid) -> str:

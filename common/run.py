@@ -26,7 +26,7 @@ import yaml
 
 from common import checkpoint
 from common import meta as meta_mod
-from common.config import TableSpec, build_config, row_layers, to_dict
+from common.config import TableSpec, build_config, check_numbers, row_layers, to_dict
 from common.errors import ConfigError, Diverged, Interrupted, UsageError
 from common.io import atomic_write_json, atomic_write_text
 from common.track import Tracker
@@ -176,6 +176,10 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
                                  f"rows: {', '.join(spec.rows)}")
         all_rows = run_rows(spec, scale, [r for r in spec.rows if r in rows])
     seeds = list(seeds) if seeds else list(sc.seeds or spec.seeds)
+    from common.registry import validate_meta
+    bad = validate_meta(paper.meta)
+    if bad:
+        raise UsageError(f"papers/{paper.pid}/{bad[0]} (`repro check` lists every problem)")
     cls = paper.config_class(spec)
     where = str(paper.table_path(table).relative_to(paper.dir.parent.parent))
     jobs = []
@@ -183,6 +187,7 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
         for seed in seeds:
             layers = row_layers(spec, where, scale, row, overrides or {}) + [("seed", {"seed": int(seed)})]
             cfg = build_config(cls, layers)
+            check_numbers(cfg, f"{where} row {row}")
             jobs.append(Job(paper.pid, table, scale, row, int(seed), cfg,
                             Path(out) / paper.pid / table / scale / row / f"seed{seed}", resume))
     preflight = paper.preflight_fn(spec)

@@ -104,3 +104,34 @@ def test_evaluate_is_the_mean_episode_return():
     mean, std = evaluate(lambda s: 0, env, episodes=5, seed=3)
     rets = [sum(env.R[s, 0] for s in rollout(env, lambda s: 0, seed=3 + k)[0]) for k in range(5)]
     assert np.isclose(mean, np.mean(rets)) and np.isclose(std, np.std(rets))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "Pendulum-v1", "Hopper-v5", "optrepro/LQR-v0",
+                                    "optrepro/TabularMDP-v0"])
+def test_a_restored_environment_steps_exactly_like_the_original(env_id):
+    """common.rl.envstate through a checkpoint file: a fresh env (another seed) given the state of one
+    that has run 37 steps then produces the same observations, rewards, ends and resets for 300 steps."""
+    import io
+
+    import torch
+
+    from common import checkpoint
+    from common.rl import make_env
+    if env_id.startswith("Hopper"):
+        pytest.importorskip("mujoco")
+    a = make_env(env_id, 0)
+    a.reset(seed=0)
+    for _ in range(37):
+        if any(a.step(a.action_space.sample())[2:4]):
+            a.reset()
+    b = make_env(env_id, 5)  # never reset: its RNG is created from the checkpoint
+    buf = io.BytesIO()
+    torch.save(checkpoint.dump(a), buf)
+    buf.seek(0)
+    checkpoint.load(b, torch.load(buf, weights_only=True))
+    for _ in range(300):
+        act = a.action_space.sample()
+        x, y = a.step(act), b.step(act)
+        assert np.array_equal(x[0], y[0]) and x[1:4] == y[1:4]
+        if x[2] or x[3]:
+            assert np.array_equal(a.reset()[0], b.reset()[0])
