@@ -45,10 +45,12 @@ class ZOOptimizer:
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"t": self.t, "evals": self.evals, "state": {k: [x.clone() for x in v] for k, v in self.state.items()}}
+        return {"t": self.t, "evals": self.evals, "checked": self._checked,
+                "state": {k: [x.clone() for x in v] for k, v in self.state.items()}}
 
     def load_state_dict(self, sd: dict) -> None:
         self.t, self.evals = sd["t"], sd["evals"]
+        self._checked = sd.get("checked", self.t > 0)  # the closure check ran before the first step
         self.state = {k: list(v) for k, v in sd["state"].items()}
 
     def _seeds(self) -> list:

@@ -157,3 +157,32 @@ def test_result_files_are_readable_and_writes_are_synced(cli, tmp_path, monkeypa
     for name in ("result.json", "config.yaml", "checkpoint/last.pt"):
         assert (_run_dir(tmp_path) / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
     assert len(synced) >= 2 * 3  # each atomic write syncs the file and its directory
+
+
+@pytest.mark.parametrize("pid,table,warm,row", [
+    ("mezo_2023", "prompt_ft", "zero_shot", "mezo"),          # ZO fine-tuning: θ, the ZO optimizer's state
+    ("sparse_mezo_2024", "masks", "mezo", "smezo"),          # ... with a sparsity mask
+    ("npo_2024", "tofu_forget", "retain_f10", "npo_f10"),    # the unlearning loop
+    ("slug_2024", "digits", "original", "finetune"),         # a run with two loops (original, then fine-tune)
+])
+def test_a_method_loop_killed_with_its_caches_built_resumes_to_the_same_result(cli, tmp_path, monkeypatch, pid,
+                                                                                 table, warm, row):
+    """The registry-wide test kills each table's first loop, which for these tables is a cached build
+    (the pretrained LM, the target model); here the caches exist and the kill lands in the method's loop."""
+    base = ("run", pid, table, "--scale", "smoke", "--seeds", "0")
+    assert cli(*base, "--rows", row, "--out", tmp_path / "ref")[0] == 0
+    out = tmp_path / "k"
+    assert cli(*base, "--rows", warm, "--out", out)[0] == 0
+    checkpoint.reset_fault()
+    monkeypatch.setenv("REPRO_FAULT", "kill-halfway")
+    with pytest.raises(checkpoint.SimulatedKill):
+        cli(*base, "--rows", row, "--out", out)
+    monkeypatch.delenv("REPRO_FAULT")
+    run_dir = f"{pid}/{table}/smoke/{row}/seed0"
+    assert list((out / run_dir / "checkpoint").glob("*.pt")), "the kill did not land in the run's own loop"
+    assert cli(*base, "--rows", row, "--out", out, "--resume")[0] == 0
+    got, ref = (json.loads((o / run_dir / "result.json").read_text()) for o in (out, tmp_path / "ref"))
+    assert got["resumed"] and got["status"] == "ok"
+    timing = ("_ms", "_s", "fwd_ratio")
+    assert {k: v for k, v in got["metrics"].items() if not k.endswith(timing)} == \
+           {k: v for k, v in ref["metrics"].items() if not k.endswith(timing)}
