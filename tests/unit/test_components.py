@@ -89,11 +89,14 @@ def test_schedules():
         lr_factor(OptimConfig(schedule="weird"), 0, 10)
 
 
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     p = tmp_path / "r.json"
     atomic_write_text(p, "old")
 
-    with pytest.raises(TypeError):
-        atomic_write_text(p, 123)  # write() of a non-str fails mid-way
+    def crash(fd):  # the new bytes are written, the sync before the rename fails
+        raise OSError("disk gone")
+    monkeypatch.setattr("common.io.os.fsync", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        atomic_write_text(p, "new")
     assert p.read_text() == "old"
     assert [f.name for f in tmp_path.iterdir()] == ["r.json"]
