@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run a table's rows x seeds")
     s.add_argument("pid")
     s.add_argument("table", nargs="?")
-    s.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. optim.lr=3e-4)")
+    s.add_argument("overrides", nargs="*", help="config overrides: key=value (e.g. optim.lr=3e-4), +key=value; "
+                                                "key=a,b with -m. A run with overrides is stored as <row>@<hash>")
+    s.add_argument("-m", "--multirun", action="store_true",
+                   help="sweep: key=a,b,c runs each value (the product over several keys)")
     s.add_argument("--scale", default="mini", choices=["smoke", "mini", "full"])
     s.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default: the config's)")
     s.add_argument("--rows", help="comma-separated subset of rows")
@@ -42,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "committed reports from their stored per-seed values")
     s.add_argument("pid", nargs="?", help="(with --recheck: omit for every paper)")
     s.add_argument("table", nargs="?")
+    s.add_argument("overrides", nargs="*", help="the overrides the runs were made with (key=value ...)")
     s.add_argument("--scale", default="mini", choices=["smoke", "mini", "full"])
     s.add_argument("--out", default="runs", help="where the runs are")
-    s.add_argument("--reports", default=None, help="where to write reports (default: reports/)")
+    s.add_argument("--reports", default=None,
+                   help="where to write reports (default: reports/ for mini/full runs without overrides, "
+                        "else <out>/reports/)")
     s.add_argument("--all", action="store_true", help="every table of the paper")
     s.add_argument("--recheck", action="store_true",
                    help="re-verdict committed reports under today's claims and rules, without rerunning")
@@ -157,12 +163,16 @@ def cmd_show(a):
     return 0
 
 
+def _is_override(arg: str) -> bool:
+    return "=" in arg or arg[:1] in ("~", "+")
+
+
 def cmd_run(a):
-    from common.config import parse_overrides
+    from common import overrides as ov
     from common.registry import get_paper
     from common.run import plan, run_jobs
     paper = get_paper(a.pid)
-    if a.table and "=" in a.table:  # `repro run pid key=value`: no table given
+    if a.table and _is_override(a.table):  # `repro run pid key=value`: no table given
         a.overrides, a.table = [a.table] + a.overrides, None
     table = paper.resolve_table(a.table)
     if a.jobs < 1:
@@ -170,7 +180,7 @@ def cmd_run(a):
     rows, seeds = _list_flag(a.rows, "--rows"), _seeds(a.seeds)
     check_out_dir(a.out)
     spec = paper.load_table(table)
-    overrides = parse_overrides(a.overrides)
+    override_sets = ov.parse(a.overrides, a.multirun)
     for need in spec.needs:  # e.g. a fit table needs its sweep: run it first, keeping finished points
         nspec = paper.load_table(paper.resolve_table(need))
         njobs = plan(paper, need, nspec, a.scale, None, None, {}, Path(a.out), resume=True)
@@ -180,10 +190,14 @@ def cmd_run(a):
         bad = [r for r in nres if r.get("status") != "ok"]
         if bad:
             print(f"repro: {len(bad)} of {need}'s runs did not finish ok (the analysis uses the others)", flush=True)
-    jobs = plan(paper, table, spec, a.scale, seeds, rows, overrides, Path(a.out), a.resume)
+    jobs = [j for o in override_sets for j in plan(paper, table, spec, a.scale, seeds, rows, o, Path(a.out), a.resume)]
+    sets = f" x {len(override_sets)} override sets" if len(override_sets) > 1 else ""
     print(f"repro: {paper.pid}/{table} at {a.scale} scale: {len(jobs)} runs "
-          f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds) -> {a.out}/{paper.pid}/{table}/{a.scale}/",
-          flush=True)
+          f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds{sets}) "
+          f"-> {a.out}/{paper.pid}/{table}/{a.scale}/", flush=True)
+    for o in override_sets:
+        if o:
+            print(f"repro: overrides {ov.describe(o)} -> runs <row>{ov.variant(o)}/", flush=True)
 
     def show(job, r):
         ms = r.get("metrics") or {}
@@ -191,17 +205,17 @@ def cmd_run(a):
         desc = ", ".join(f"{m}={ms[m]:.4g}" for m in main if isinstance(ms[m], (int, float)))
         extra = f" step {r['step']}" if "step" in r else ""
         err = f" ({r.get('error', '')})" if r.get("status") != "ok" else ""
-        print(f"  {r.get('status', '?'):<8} {job.row}/seed{job.seed}{extra}  {desc}{err}", flush=True)
+        print(f"  {r.get('status', '?'):<8} {job.row}{job.variant}/seed{job.seed}{extra}  {desc}{err}", flush=True)
 
     results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show)
     failed = [r for r in results if r.get("status") == "failed"]
     div = [r for r in results if r.get("status") == "diverged"]
-    if hasattr(paper.experiment, "report_extra") and len(results) > len(failed):
+    if hasattr(paper.experiment, "report_extra") and len(results) > len(failed) and len(override_sets) == 1:
         # tables ranked across rows (the optimizer benchmark) print their ranking after the runs
         from common.report.compare import compare
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
-            doc = compare(paper, table, a.scale, Path(a.out), Path(tmp))
+            doc = compare(paper, table, a.scale, Path(a.out), Path(tmp), overrides=override_sets[0])
         print("\n".join(line for line in doc.get("extra", []) if not line.startswith("![")))
     print(f"repro: {len(results) - len(failed) - len(div)} ok, {len(div)} diverged, {len(failed)} failed. "
           f"Next: repro compare {paper.pid} {table} --scale {a.scale}" + (f" --out {a.out}" if a.out != "runs" else ""))
@@ -227,15 +241,22 @@ def cmd_compare(a):
         return FAIL_EXIT if (changes and a.check) else 0
     if not a.pid:
         raise UsageError("compare needs a paper id (or --recheck for every paper)")
+    from common import overrides as ov
+    from common.report.compare import destination
     paper = get_paper(a.pid)
+    if a.table and _is_override(a.table):
+        a.overrides, a.table = [a.table] + a.overrides, None
+    sets = ov.parse(a.overrides)
     tables = paper.tables if a.all else [paper.resolve_table(a.table)]
+    wrote_committed = False
     for t in tables:
-        compare(paper, t, a.scale, Path(a.out), a.reports, allow_dirty=a.allow_dirty)
-        from common import ROOT
-        dest = Path(a.reports or ROOT / "reports") / paper.pid / f"{t}.md"
+        where, why = destination(paper, t, a.scale, Path(a.out), a.reports, sets[0])
+        compare(paper, t, a.scale, Path(a.out), where, allow_dirty=a.allow_dirty, overrides=sets[0])
+        dest = where / paper.pid / f"{t}.md"
         print(dest.read_text())
-        print(f"repro: wrote {dest} (+ .json, .png)")
-    if not a.reports:
+        print(f"repro: wrote {dest} (+ .json, .png)" + (f"; not reports/: {why}" if why else ""))
+        wrote_committed |= not a.reports and not why
+    if wrote_committed:
         from common.report.compare import update_paper_readme
         update_paper_readme(paper)
         index()
@@ -319,7 +340,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides may come after the options: `repro run pid --scale mini lr=1`
-        if args.cmd == "run" and all("=" in e and not e.startswith("-") for e in extra):
+        if args.cmd in ("run", "compare") and all(_is_override(e) and not e.startswith("-") for e in extra):
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -114,17 +114,6 @@ def _hints(cls):
     return typing.get_type_hints(cls)
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """`['optim.lr=0.1', 'steps=5']` -> nested dict, values parsed as YAML scalars."""
-    for it in items:
-        if "=" not in it or it.startswith("="):
-            raise ConfigError(f"override '{it}' is not key=value (e.g. optim.lr=3e-4)")
-    try:
-        return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"bad override: {e}".splitlines()[0]) from None
-
-
 def build_config(cls, layers: list[tuple[str, dict]]):
     """Merge `layers` ([(where, dict)]) onto the dataclass `cls`; strict on keys and types.
 

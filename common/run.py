@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import yaml
 
 from common import checkpoint
 from common import meta as meta_mod
+from common import overrides as ov
 from common.config import TableSpec, build_config, check_numbers, row_layers, to_dict
 from common.errors import ConfigError, Diverged, Interrupted, UsageError
 from common.io import atomic_write_json, atomic_write_text
@@ -156,10 +157,16 @@ class Job:
     run_dir: Path
     resume: bool = False
     show_progress: bool = True
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        """'' or '@<hash>' of the command-line overrides: part of the run's identity and directory."""
+        return ov.variant(self.overrides)
 
     @property
     def name(self) -> str:
-        return f"{self.pid}/{self.table}/{self.scale}/{self.row}/seed{self.seed}"
+        return f"{self.pid}/{self.table}/{self.scale}/{self.row}{self.variant}/seed{self.seed}"
 
 
 def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, overrides=None,
@@ -182,6 +189,7 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
         raise UsageError(f"papers/{paper.pid}/{bad[0]} (`repro check` lists every problem)")
     cls = paper.config_class(spec)
     where = str(paper.table_path(table).relative_to(paper.dir.parent.parent))
+    variant = ov.variant(overrides or {})
     jobs = []
     for row in all_rows:
         for seed in seeds:
@@ -189,7 +197,8 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
             cfg = build_config(cls, layers)
             check_numbers(cfg, f"{where} row {row}")
             jobs.append(Job(paper.pid, table, scale, row, int(seed), cfg,
-                            Path(out) / paper.pid / table / scale / row / f"seed{seed}", resume))
+                            Path(out) / paper.pid / table / scale / (row + variant) / f"seed{seed}", resume,
+                            overrides=overrides or {}))
     preflight = paper.preflight_fn(spec)
     if preflight is not None:
         for cfg in {id(j.cfg): j.cfg for j in jobs}.values():
@@ -255,6 +264,8 @@ def execute(job: Job) -> dict:
     t0 = time.time()
     res = {"pid": job.pid, "table": job.table, "scale": job.scale, "row": job.row, "seed": job.seed,
            "resumed": bool(ctx.resume)}
+    if job.overrides:
+        res.update(variant=job.variant, overrides=ov.flat(job.overrides))
     try:
         metrics = fn(job.cfg, ctx)
         bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}

@@ -19,11 +19,12 @@ MARK = {"reported": "", "third_party": "†", "unverified": "‡"}
 ICON = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "missing": "MISSING"}
 
 
-def collect(out: Path, pid: str, table: str, scale: str, rows: list[str]) -> dict:
-    """{row: [result dicts]} from <out>/<pid>/<table>/<scale>/<row>/seed*/result.json."""
+def collect(out: Path, pid: str, table: str, scale: str, rows: list[str], variant: str = "") -> dict:
+    """{row: [result dicts]} from <out>/<pid>/<table>/<scale>/<row><variant>/seed*/result.json
+    (`variant`: '' or '@<hash>' of the runs' command-line overrides, common.overrides)."""
     res = {}
     for row in rows:
-        d = Path(out) / pid / table / scale / row
+        d = Path(out) / pid / table / scale / (row + variant)
         res[row] = [json.loads(p.read_text()) for p in sorted(d.glob("seed*/result.json"))]
     return res
 
@@ -139,20 +140,46 @@ def tree_dirty() -> list[str]:
     return ["<no git>"] if paths is None else paths
 
 
+def destination(paper, table: str, scale: str, out: Path, reports_dir: Path | None,
+                overrides: dict | None = None) -> tuple[Path, str]:
+    """Where `repro compare` writes a report, and why when it is not the committed reports/.
+    reports/ holds one report per table at the scale it reproduces: mini or full runs with no
+    overrides. A smoke compare, one with overrides, or a mini compare of a table whose committed
+    report is full goes to <out>/reports/ instead (an explicit --reports DIR always wins)."""
+    if reports_dir is not None:
+        return Path(reports_dir), ""
+    why = ""
+    if overrides:
+        why = "runs with overrides are not the table's reproduction"
+    elif scale == "smoke":
+        why = "smoke runs check that the code runs, they reproduce nothing"
+    else:
+        j = ROOT / "reports" / paper.pid / f"{table}.json"
+        old = json.loads(j.read_text()).get("scale") if j.exists() else None
+        if old == "full" and scale != "full":
+            why = f"the committed report is at full scale, a {scale} one does not replace it"
+    return (Path(out) / "reports", why) if why else (ROOT / "reports", "")
+
+
 def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
-            reports_dir: Path | None = None, allow_dirty: bool = False) -> dict:
-    """Aggregate the runs, check the claims and write the report. Into the committed reports/ only from
-    runs made on a clean commit and a clean tree (`allow_dirty` overrides that for local use, and the
-    report says so)."""
+            reports_dir: Path | None = None, allow_dirty: bool = False, overrides: dict | None = None) -> dict:
+    """Aggregate the runs, check the claims and write the report into `reports_dir` (default: the
+    committed reports/, see `destination`). Into reports/ only from runs made on a clean commit and a
+    clean tree (`allow_dirty` overrides that for local use, and the report says so). `overrides`:
+    compare the runs made with these command-line overrides (their `<row>@<hash>` directories)."""
+    from common import overrides as ov
     from common.errors import UsageError
     spec = paper.load_table(table)
     committed = reports_dir is None or Path(reports_dir).resolve() == (ROOT / "reports").resolve()
     reports_dir = Path(reports_dir or ROOT / "reports")
     from common.config import run_rows
-    results = collect(out, paper.pid, table, scale, run_rows(spec, scale))
+    variant = ov.variant(overrides or {})
+    results = collect(out, paper.pid, table, scale, run_rows(spec, scale), variant)
     if not any(results.values()):
-        raise UsageError(f"no results for {paper.pid}/{table} at scale {scale} under {out}/; "
-                         f"run `repro run {paper.pid} {table} --scale {scale}` first")
+        what = f" with overrides {ov.describe(overrides)} (<row>{variant}/)" if variant else ""
+        raise UsageError(f"no results for {paper.pid}/{table} at scale {scale}{what} under {out}/; "
+                         f"run `repro run {paper.pid} {table} --scale {scale}"
+                         f"{' ' + ov.describe(overrides) if variant else ''}` first")
     metas = [r["meta"] for rs in results.values() for r in rs if "meta" in r]
     shas = sorted({m["git_sha"] for m in metas})
     dirty_runs = [x for x in shas if x.endswith("-dirty") or x == "unknown"]
@@ -177,14 +204,18 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
         "metrics": {m: {"higher_is_better": s.higher_is_better, "label": s.label or m} for m, s in spec.metrics.items()},
         "reported": [r.__dict__ for r in for_table(paper.dir / "reported.csv", table)],
     }
+    if variant:
+        doc.update(variant=variant, overrides=ov.flat(overrides))
     doc["claims"] = verdicts(paper, spec, doc)
     dest = reports_dir / paper.pid
     png = dest / f"{table}.png"
     _figure(doc, spec, results, out, paper.pid, table, scale, png)
     extra = getattr(paper.experiment, "report_extra", None)
     lines = []
-    if extra:
-        import inspect
+    import inspect
+    if extra and variant and "runs" in inspect.signature(extra).parameters:
+        lines = ["(This table's analysis of the run logs is drawn for runs without overrides only.)", ""]
+    elif extra:
         kw = {"runs": Path(out) / paper.pid / table / scale} if "runs" in inspect.signature(extra).parameters else {}
         lines = extra(doc, dest / f"{table}_profiles.png", **kw)
     doc["extra"] = lines
@@ -253,14 +284,19 @@ def _label(c: dict) -> str:
 
 
 def markdown(doc: dict, spec) -> str:
+    from common import overrides as ov
     clean = doc.get("clean")
     code = ", ".join(doc["git_sha"]) + ("" if clean else
                                          " (**not a clean commit**: the runs or the tree had uncommitted changes)")
     machines = doc.get("machines") or [doc["hardware"]]
     L = [f"# {doc['pid']} / {doc['table']}: {doc['caption'] or spec.title}", "",
          f"*{doc['title']}*", "",
-         f"Generated by `repro compare {doc['pid']} {doc['table']} --scale {doc['scale']}` — do not edit by hand.",
-         "", f"- scale: **{doc['scale']}**",
+         f"Generated by `repro compare {doc['pid']} {doc['table']} --scale {doc['scale']}"
+         + (" " + ov.describe(doc["overrides"]) if doc.get("overrides") else "") + "` — do not edit by hand.", "", f"- scale: **{doc['scale']}**"]
+    if doc.get("overrides"):
+        L += [f"- overrides: `{ov.describe(doc['overrides'])}` "
+              f"(runs `<row>{doc['variant']}/`): not the table's reproduction"]
+    L += [
          f"- hardware: {'; '.join(machines)}" + (" (runs from more than one machine)" if len(machines) > 1 else ""),
          f"- code: {code}", f"- config hash: `{doc.get('config_hash', 'not recorded')}`",
          f"- total run time: {doc['wall_time_s']} s",
@@ -364,7 +400,8 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
             for r in results[row]:
                 if r.get("status") != "ok":
                     continue
-                recs = read_jsonl(Path(out) / pid / table / scale / row / f"seed{r['seed']}" / "metrics.jsonl")
+                recs = read_jsonl(Path(out) / pid / table / scale / (row + doc.get("variant", ""))
+                                  / f"seed{r['seed']}" / "metrics.jsonl")
                 pts = {int(x[p.x]): float(x[metric]) for x in recs if metric in x and isinstance(x[metric], (int, float))}
                 curves.append(pts)
             if not curves:

@@ -86,3 +86,19 @@ def test_paper_readme_results_blocks_match_their_reports():
         finally:
             readme.write_text(before)
     assert not stale, f"run `repro report`: stale results blocks in {stale}"
+
+
+def test_markdown_links_stay_inside_the_repository():
+    """A clone has only this repository: every relative link in README.md, the paper READMEs and the
+    reports points at a file that exists inside it (web links are fine)."""
+    import re
+    bad = []
+    files = [ROOT / "README.md", *ROOT.glob("papers/[!_]*/README.md"), *ROOT.glob("reports/**/*.md")]
+    for f in files:
+        for target in re.findall(r"\]\(([^)\s]+)\)", f.read_text()):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            p = (f.parent / target.split("#", 1)[0]).resolve()
+            if not p.is_relative_to(ROOT.resolve()) or not p.exists():
+                bad.append(f"{f.relative_to(ROOT)}: {target}")
+    assert not bad, bad
