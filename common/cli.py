@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="papers: pid, family, title, tables, what is reproduced")
     s.add_argument("--family")
+    s.add_argument("--optimizers", action="store_true",
+                   help="every optimizer name (common.optim.create_optimizer), who registers it, its class")
 
     s = sub.add_parser("show", help="a paper's metadata, tables, reported numbers and claims")
     s.add_argument("pid")
@@ -128,6 +130,15 @@ def check_out_dir(path) -> None:
 def cmd_list(a):
     from common.registry import FAMILIES, all_papers
     from common.config import closest
+    if a.optimizers:
+        from common.optim import describe
+        rows = describe()
+        w = max(len(r[0]) for r in rows)
+        v = max(len(r[1]) for r in rows)
+        print(f"{'name':<{w}}  {'registered by':<{v}}  class")
+        for n, who, path in rows:
+            print(f"{n:<{w}}  {who:<{v}}  {path}")
+        return 0
     if a.family and a.family not in FAMILIES:
         raise UsageError(f"unknown family '{a.family}'{closest(a.family, FAMILIES)}; valid: {', '.join(FAMILIES)}")
     papers = [p for p in all_papers().values() if not a.family or p.family == a.family]

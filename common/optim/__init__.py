@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -37,23 +38,51 @@ class OptimConfig:
     milestones: list = field(default_factory=lambda: [0.5, 0.75])
 
 
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+"""Registered optimizer names: lower case (lookups are case-insensitive)."""
+
+
+def owners() -> dict[str, list[str]]:
+    """name -> who registers it: 'torch' for the built-ins, else the pids whose paper.yaml lists it."""
+    from common.registry import all_papers
+    out = {n: ["torch"] for n in BUILTINS}
+    for paper in all_papers().values():
+        for name in paper.meta.get("optimizers") or {}:
+            out.setdefault(str(name).lower(), []).append(paper.pid)
+    return out
+
+
+def problems() -> list[str]:
+    """Registry violations `repro check` reports: a name registered twice (a new paper's `lion` would
+    otherwise silently replace lion_2023's in its tables) or not lower case."""
+    errs = [f"optimizer '{n}' is registered by {' and '.join(who)}: names are global, give the new one "
+            f"its own (e.g. {n}_{who[-1].rsplit('_', 1)[0]})" for n, who in owners().items() if len(who) > 1]
+    from common.registry import all_papers
+    for paper in all_papers().values():
+        errs += [f"{paper.pid}: optimizer name '{n}' must be lower case letters, digits and _"
+                 for n in paper.meta.get("optimizers") or {} if not NAME_RE.match(str(n))]
+    return errs
+
+
 def _entries() -> dict:
     """name -> paper.yaml `optimizers:` entry: "module:Class", or a mapping {class: "module:Class",
     search: {hparam: [low, high]}, fixed: {hparam: value}} that also declares the benchmark's
-    search space (common.optim.algoperf)."""
+    search space (common.optim.algoperf). A name registered twice is left out (`problems`)."""
     from common.registry import all_papers
-    out = {}
+    out, dup = {}, {n for n, who in owners().items() if len(who) > 1}
     for paper in all_papers().values():
         for name, entry in (paper.meta.get("optimizers") or {}).items():
-            out[name] = entry
+            if str(name).lower() not in dup:
+                out[str(name).lower()] = entry
     return out
 
 
 def registry() -> dict:
-    """name -> optimizer class, built-ins first, then each paper's `optimizers:` entries."""
+    """name -> optimizer class (or its "module:Class", imported lazily): built-ins first, then each
+    paper's `optimizers:` entries."""
     reg = dict(BUILTINS)
     for name, entry in _entries().items():
-        reg[name] = entry if isinstance(entry, str) else entry["class"]  # imported lazily
+        reg[name] = entry if isinstance(entry, str) else entry["class"]
     return reg
 
 
@@ -63,14 +92,44 @@ def registry_spaces() -> dict:
 
 
 def resolve(name: str):
+    """The optimizer class registered as `name` (case-insensitive)."""
     reg = registry()
-    if name not in reg:
-        raise ConfigError(f"unknown optimizer '{name}'{closest(name, reg)}; valid: {', '.join(sorted(reg))}")
-    target = reg[name]
+    key = str(name).lower()
+    if key not in reg:
+        who = owners().get(key)
+        if who:
+            raise ConfigError(f"optimizer '{name}' is registered by {' and '.join(who)}: ambiguous "
+                              f"(`repro check` reports it)")
+        raise ConfigError(f"unknown optimizer '{name}'{closest(key, reg)}; valid: {', '.join(sorted(reg))}")
+    target = reg[key]
     if isinstance(target, str):
         mod, _, attr = target.partition(":")
         target = getattr(importlib.import_module(mod), attr)
     return target
+
+
+def create_optimizer(name: str, params, **kwargs) -> torch.optim.Optimizer:
+    """`create_optimizer("Lion", model.parameters(), lr=1e-4)`: any registered optimizer by name
+    (case-insensitive; `repro list --optimizers` lists them) with its own constructor arguments."""
+    cls = resolve(name)
+    sig = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
+        unknown = [k for k in kwargs if k not in sig]
+        if unknown:
+            valid = [p for p in sig if p not in ("self", "params")]
+            raise TypeError(f"{name}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return cls(params, **kwargs)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, registered by, class path) of every optimizer, sorted by name."""
+    reg, who = registry(), owners()
+    rows = []
+    for n in sorted(reg):
+        t = reg[n]
+        path = t if isinstance(t, str) else f"{t.__module__}:{t.__qualname__}"
+        rows.append((n, ", ".join(who.get(n, ["torch"])), path))
+    return rows
 
 
 def build_optimizer(params, oc: OptimConfig) -> torch.optim.Optimizer:

@@ -322,3 +322,44 @@ def test_non_contiguous_layouts_match_contiguous_and_stay_compiled(name, layout,
     for key in out:
         for a, b in zip(out[key], out["0", "contiguous"]):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_create_optimizer_by_name_is_case_insensitive():
+    from common.errors import ConfigError
+    from common.optim import create_optimizer
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    opt = create_optimizer("Lion", p, lr=1e-4, weight_decay=0.1)
+    assert type(opt) is resolve("lion") and opt.param_groups[0]["lr"] == 1e-4
+    assert type(create_optimizer("ADAMW", p)) is torch.optim.AdamW
+    with pytest.raises(TypeError, match="unknown argument.*lrr"):
+        create_optimizer("lion", p, lrr=1e-4)
+    with pytest.raises(ConfigError, match="did you mean lion"):
+        create_optimizer("lino", p)
+
+
+def test_a_name_registered_twice_is_a_check_problem_not_a_silent_replacement(monkeypatch):
+    """A new paper registering `lion` would hijack lion_2023's tables: `repro check` fails and the name
+    resolves to neither."""
+    from types import SimpleNamespace
+
+    import common.registry
+    from common.contract import check_all
+    from common.errors import ConfigError
+    real = common.registry.all_papers()
+    fake = SimpleNamespace(pid="newlion_2026", meta={"optimizers": {"Lion": "torch.optim:SGD", "NewOpt": "torch.optim:SGD"}})
+    monkeypatch.setattr(common.registry, "all_papers", lambda: {**real, fake.pid: fake})
+    from common.optim import problems
+    errs = problems()
+    assert any("'lion' is registered by lion_2023 and newlion_2026" in e for e in errs), errs
+    assert any("'NewOpt' must be lower case" in e for e in errs), errs
+    with pytest.raises(ConfigError, match="ambiguous"):
+        resolve("lion")
+    assert any("lion_2023 and newlion_2026" in e for e in check_all().get("common", []))
+
+
+def test_list_optimizers_names_each_owner(cli):
+    code, out, err = cli("list", "--optimizers")
+    assert code == 0
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert lines["lion"][0] == "lion_2023" and lines["adam"][0] == "torch"
+    assert set(lines) == set(registry())
