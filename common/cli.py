@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue killed runs, skip finished ones")
     s.add_argument("--out", default="runs")
     s.add_argument("--jobs", type=int, default=1)
-    s.add_argument("--launcher", default="local", choices=["local", "slurm"])
+    s.add_argument("--launcher", default="local", choices=["local", "slurm"],
+                   help="slurm: one submitit job per run (needs sbatch, or REPRO_SUBMITIT_CLUSTER=local|debug)")
+    s.add_argument("--partition", help="slurm: the partition")
+    s.add_argument("--gpus", type=int, help="slurm: GPUs per job")
+    s.add_argument("--mem-gb", type=float, help="slurm: memory per job, GB")
+    s.add_argument("--timeout-min", type=int, help="slurm: time limit per job in minutes (default 60)")
 
     s = sub.add_parser("compare", help="write reports/<pid>/<table>.{md,json,png}; --recheck re-verdicts "
                                        "committed reports from their stored per-seed values")
@@ -178,6 +183,24 @@ def _is_override(arg: str) -> bool:
     return "=" in arg or arg[:1] in ("~", "+")
 
 
+def _slurm_options(a) -> dict:
+    """submitit parameters from --partition/--gpus/--mem-gb/--timeout-min (only with --launcher slurm)."""
+    given = {"--partition": a.partition, "--gpus": a.gpus, "--mem-gb": a.mem_gb, "--timeout-min": a.timeout_min}
+    given = {k: v for k, v in given.items() if v is not None}
+    if a.launcher != "slurm":
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --launcher slurm")
+        return {}
+    from common.run import slurm_cluster
+    slurm_cluster()  # no sbatch and no REPRO_SUBMITIT_CLUSTER: exit 2 before anything runs
+    for flag in ("--gpus", "--mem-gb", "--timeout-min"):
+        if flag in given and not given[flag] > (0 if flag != "--gpus" else -1):
+            raise UsageError(f"{flag} must be {'>= 0' if flag == '--gpus' else '> 0'}, got {given[flag]}")
+    names = {"--partition": "slurm_partition", "--gpus": "gpus_per_node", "--mem-gb": "mem_gb",
+             "--timeout-min": "timeout_min"}
+    return {names[k]: v for k, v in given.items()}
+
+
 def cmd_run(a):
     from common import overrides as ov
     from common.registry import get_paper
@@ -190,6 +213,7 @@ def cmd_run(a):
         raise UsageError("--jobs must be >= 1")
     rows, seeds = _list_flag(a.rows, "--rows"), _seeds(a.seeds)
     check_out_dir(a.out)
+    slurm = _slurm_options(a)
     spec = paper.load_table(table)
     override_sets = ov.parse(a.overrides, a.multirun)
     for need in spec.needs:  # e.g. a fit table needs its sweep: run it first, keeping finished points
@@ -197,7 +221,7 @@ def cmd_run(a):
         njobs = plan(paper, need, nspec, a.scale, None, None, {}, Path(a.out), resume=True)
         print(f"repro: {paper.pid}/{table} needs {need}: {len(njobs)} runs at {a.scale} scale "
               f"(finished ones are kept) -> {a.out}/{paper.pid}/{need}/{a.scale}/", flush=True)
-        nres = run_jobs(njobs, a.jobs, a.launcher, Path(a.out))
+        nres = run_jobs(njobs, a.jobs, a.launcher, Path(a.out), slurm=slurm)
         bad = [r for r in nres if r.get("status") != "ok"]
         if bad:
             print(f"repro: {len(bad)} of {need}'s runs did not finish ok (the analysis uses the others)", flush=True)
@@ -218,7 +242,7 @@ def cmd_run(a):
         err = f" ({r.get('error', '')})" if r.get("status") != "ok" else ""
         print(f"  {r.get('status', '?'):<8} {job.row}{job.variant}/seed{job.seed}{extra}  {desc}{err}", flush=True)
 
-    results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show)
+    results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show, slurm=slurm)
     failed = [r for r in results if r.get("status") == "failed"]
     div = [r for r in results if r.get("status") == "diverged"]
     if hasattr(paper.experiment, "report_extra") and len(results) > len(failed) and len(override_sets) == 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -196,6 +197,7 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
             layers = row_layers(spec, where, scale, row, overrides or {}) + [("seed", {"seed": int(seed)})]
             cfg = build_config(cls, layers)
             check_numbers(cfg, f"{where} row {row}")
+            check_device(cfg, f"{where} row {row}")
             jobs.append(Job(paper.pid, table, scale, row, int(seed), cfg,
                             Path(out) / paper.pid / table / scale / (row + variant) / f"seed{seed}", resume,
                             overrides=overrides or {}))
@@ -308,15 +310,44 @@ def _execute_quiet(job: Job) -> dict:
     return execute(job)
 
 
+CLUSTERS = ("slurm", "local", "debug")
+"""REPRO_SUBMITIT_CLUSTER values: slurm (sbatch), local (subprocesses here), debug (this process)."""
+
+
+def slurm_cluster() -> str:
+    """The submitit cluster `--launcher slurm` uses: REPRO_SUBMITIT_CLUSTER, else slurm when sbatch is
+    on PATH. No sbatch and no override is a UsageError (exit 2), never a silent local run."""
+    import shutil
+    cluster = os.environ.get("REPRO_SUBMITIT_CLUSTER", "")
+    if cluster and cluster not in CLUSTERS:
+        raise UsageError(f"REPRO_SUBMITIT_CLUSTER={cluster}: valid values are {', '.join(CLUSTERS)}")
+    if not cluster and shutil.which("sbatch") is None:
+        raise UsageError("--launcher slurm: no sbatch on this machine. Run on a Slurm login node, or set "
+                         "REPRO_SUBMITIT_CLUSTER=local (subprocesses here) or REPRO_SUBMITIT_CLUSTER=debug "
+                         "(in this process) to try the launcher without Slurm")
+    return cluster or "slurm"
+
+
+def check_device(cfg, where: str) -> None:
+    """device is cpu, cuda or cuda:<n>, and CUDA is there when asked for (exit 2 before any run)."""
+    dev = str(getattr(cfg, "device", "cpu"))
+    if not re.match(r"^(cpu|cuda(:\d+)?)$", dev):
+        raise ConfigError(f"{where}: device={dev}: valid values are cpu, cuda, cuda:<index>")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{where}: device={dev} but torch sees no CUDA device here")
+
+
 def run_jobs(jobs: list[Job], n_jobs: int = 1, launcher: str = "local", out: Path = Path("runs"),
-             on_result=None) -> list[dict]:
-    """Run jobs one after another (default), in a process pool (--jobs N) or through submitit."""
+             on_result=None, slurm: dict | None = None) -> list[dict]:
+    """Run jobs one after another (default), in a process pool (--jobs N) or through submitit
+    (`slurm`: submitit parameters such as slurm_partition, gpus_per_node, mem_gb, timeout_min)."""
     results = []
     if launcher == "slurm":
         import submitit
         folder = Path(out) / "_submitit" / "%j"
-        ex = submitit.AutoExecutor(folder=str(folder), cluster=os.environ.get("REPRO_SUBMITIT_CLUSTER") or None)
-        ex.update_parameters(timeout_min=int(os.environ.get("REPRO_SLURM_TIMEOUT_MIN", "60")))
+        ex = submitit.AutoExecutor(folder=str(folder), cluster=slurm_cluster())
+        params = {"timeout_min": int(os.environ.get("REPRO_SLURM_TIMEOUT_MIN", "60")), **(slurm or {})}
+        ex.update_parameters(**params)
         handles = [ex.submit(_execute_quiet, j) for j in jobs]
         for j, h in zip(jobs, handles):
             try:

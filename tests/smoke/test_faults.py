@@ -144,7 +144,8 @@ def test_wandb_offline_keeps_jsonl(cli, tmp_path, monkeypatch):
 
 def test_slurm_launcher_through_submitit_local_executor(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_SUBMITIT_CLUSTER", "local")
-    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "--launcher", "slurm")
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "--launcher", "slurm",
+                         "--mem-gb", "2", "--timeout-min", "5")
     assert code == 0, out + err
     res = list((tmp_path / "runs" / P / "toy2d" / "smoke").glob("*/seed0/result.json"))
     assert len(res) == 3 and all(json.loads(r.read_text())["status"] == "ok" for r in res)
@@ -252,3 +253,34 @@ def test_demo_leaves_the_tree_clean(cli, tmp_path):
         assert code == 0, out + err
     assert (tmp_path / "demo" / "reports" / "adabelief_2020" / "toy2d.md").exists()
     assert _tracked_changes() == before
+
+
+def test_slurm_without_sbatch_exits_2_naming_the_local_cluster(cli, tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.delenv("REPRO_SUBMITIT_CLUSTER", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "--launcher", "slurm")
+    assert code == 2 and "no sbatch" in err and "REPRO_SUBMITIT_CLUSTER=local" in err
+    assert not (tmp_path / "runs").exists()
+    monkeypatch.setenv("REPRO_SUBMITIT_CLUSTER", "lcoal")
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "--launcher", "slurm")
+    assert code == 2 and "valid values are slurm, local, debug" in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--partition", "gpu"), "only apply with --launcher slurm"),
+    (("--launcher", "slurm", "--mem-gb", "0"), "--mem-gb must be > 0"),
+    (("--launcher", "slurm", "--gpus", "-1"), "--gpus must be >= 0"),
+    (("device=gpu",), "device=gpu: valid values are cpu, cuda"),
+])
+def test_launcher_options_and_device_are_checked_before_any_run(cli, tmp_path, monkeypatch, args, needle):
+    monkeypatch.setenv("REPRO_SUBMITIT_CLUSTER", "local")
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", *args)
+    assert code == 2 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_exits_2(cli, tmp_path):
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "device=cuda")
+    assert code == 2 and "no CUDA device" in err
