@@ -234,13 +234,17 @@ def cmd_run(a):
         if o:
             print(f"repro: overrides {ov.describe(o)} -> runs <row>{ov.variant(o)}/", flush=True)
 
+    from common.run import SweepProgress
+    sweep = SweepProgress(len(jobs))
+
     def show(job, r):
         ms = r.get("metrics") or {}
         main = [m for m in spec.metrics if m in ms][:3]
         desc = ", ".join(f"{m}={ms[m]:.4g}" for m in main if isinstance(ms[m], (int, float)))
         extra = f" step {r['step']}" if "step" in r else ""
         err = f" ({r.get('error', '')})" if r.get("status") != "ok" else ""
-        print(f"  {r.get('status', '?'):<8} {job.row}{job.variant}/seed{job.seed}{extra}  {desc}{err}", flush=True)
+        print(f"  {sweep.tick()} {r.get('status', '?'):<8} {job.row}{job.variant}/seed{job.seed}{extra}  "
+              f"{desc}{err}", flush=True)
 
     results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show, slurm=slurm)
     failed = [r for r in results if r.get("status") == "failed"]

@@ -300,6 +300,25 @@ def execute(job: Job) -> dict:
     return res
 
 
+class SweepProgress:
+    """Sweep-level progress as plain lines (they read the same in a terminal, a log file and a Slurm
+    job's output, whatever --jobs is): `[3/12 25%, 41 s, ETA 2 min]` as each run finishes."""
+
+    def __init__(self, total: int, clock=time.monotonic):
+        self.total, self.done, self.clock, self.t0 = total, 0, clock, clock()
+
+    def tick(self) -> str:
+        self.done += 1
+        el = self.clock() - self.t0
+        left = el / self.done * (self.total - self.done)
+        eta = "done" if self.done >= self.total else f"ETA {_dur(left)}"
+        return f"[{self.done}/{self.total} {100 * self.done // max(1, self.total)}%, {_dur(el)}, {eta}]"
+
+
+def _dur(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
 def _is_main_thread() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()

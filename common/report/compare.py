@@ -386,6 +386,22 @@ def _per_seed(doc: dict, spec) -> list[str]:
     return L + [""]
 
 
+def zoomed_limits(values: list[float], pad: float = 0.15):
+    """y-limits around `values` (means ± std) when they sit far from 0 (all on one side of it, their
+    spread under half their distance to it), so gaps between rows show; else None (start at 0)."""
+    vals = [v for v in values if isinstance(v, (int, float)) and v == v]
+    if len(vals) < 2:
+        return None
+    lo, hi = min(vals), max(vals)
+    if lo <= 0 <= hi or hi - lo == 0:
+        return None
+    near = min(abs(lo), abs(hi))
+    if hi - lo > 0.5 * near:
+        return None
+    m = pad * (hi - lo)
+    return lo - m, hi + m
+
+
 def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
     p = spec.plot
     metric = p.metric or next(iter(spec.metrics))
@@ -420,18 +436,26 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
         rows = [r for r in doc["rows"] if metric in doc["rows"][r]["metrics"]]
         means = [doc["rows"][r]["metrics"][metric]["mean"] for r in rows]
         sds = [doc["rows"][r]["metrics"][metric]["std"] for r in rows]
-        ax.bar(range(len(rows)), means, yerr=sds, capsize=3, color="#4c72b0")
+        colors = [f"C{i % 10}" for i in range(len(rows))]
+        ax.bar(range(len(rows)), means, yerr=sds, capsize=4, color=colors, edgecolor="black", linewidth=0.5)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(rows, rotation=30, ha="right", fontsize=8)
         rep = [(rows.index(r["row"]), r["value"]) for r in doc["reported"] if r["row"] in rows and r["metric"] == metric]
+        shown = [m + d for m, d in zip(means, sds)] + [m - d for m, d in zip(means, sds)]
         if rep and scale == "full":
             ax.scatter([i for i, _ in rep], [v for _, v in rep], color="red", marker="D", zorder=3, label="paper")
             ax.legend(fontsize=8)
+            shown += [v for _, v in rep]
+        lim = zoomed_limits(shown)
+        if lim and not p.logy:
+            ax.set_ylim(*lim)
+            ax.annotate("axis zoomed: does not start at 0", (0.01, 0.99), xycoords="axes fraction",
+                        va="top", fontsize=7, color="gray")
     if p.logy:
         ax.set_yscale("log")
     ax.set_ylabel(p.ylabel or (spec.metrics[metric].label or metric if metric in spec.metrics else metric))
-    ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds)",
-                 fontsize=10)
+    ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds"
+                 f"{', bars: mean ± std' if p.kind != 'curve' else ', mean ± std'})", fontsize=10)
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -1,0 +1,42 @@
+"""Report bar figures: one colour per row, error bars, and an axis zoomed onto the values when they
+sit far from zero (a 91% vs 93% accuracy gap is visible, not a sliver atop two tall bars)."""
+import json
+
+import matplotlib
+import pytest
+
+from common.registry import get_paper
+from common.report.compare import _draw, zoomed_limits
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+matplotlib.use("Agg")
+
+
+def test_zoomed_limits_only_when_the_values_sit_far_from_zero():
+    lo, hi = zoomed_limits([0.90, 0.92, 0.93, 0.95])
+    assert 0.88 < lo < 0.90 and 0.95 < hi < 0.97
+    assert zoomed_limits([0.1, 0.9]) is None          # spread comparable to the distance to 0
+    assert zoomed_limits([-0.2, 0.3]) is None         # straddles 0
+    assert zoomed_limits([-5.0, -4.9]) == pytest.approx((-5.015, -4.885))
+    assert zoomed_limits([1.0]) is None and zoomed_limits([2.0, 2.0]) is None
+
+
+def test_bar_figure_has_a_colour_per_row_error_bars_and_a_zoomed_axis():
+    import matplotlib.pyplot as plt
+    doc = json.loads((ROOT / "reports" / "adabelief_2020" / "cifar10.json").read_text())
+    spec = get_paper("adabelief_2020").load_table("cifar10")
+    fig, ax = plt.subplots()
+    try:
+        _draw(ax, doc, spec, {}, None, "adabelief_2020", "cifar10", doc["scale"], spec.plot, spec.plot.metric)
+        bars = [p for p in ax.patches]
+        rows = [r for r in doc["rows"] if spec.plot.metric in doc["rows"][r]["metrics"]]
+        assert len(bars) == len(rows) and len({tuple(b.get_facecolor()) for b in bars}) == len(rows)
+        from matplotlib.container import ErrorbarContainer
+        assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)
+        means = [doc["rows"][r]["metrics"][spec.plot.metric]["mean"] for r in rows]
+        lim = zoomed_limits([m + s * d for r, m in zip(rows, means) for s in (1, -1)
+                             for d in [doc["rows"][r]["metrics"][spec.plot.metric]["std"]]])
+        assert ax.get_ylim() == pytest.approx(lim) if lim else ax.get_ylim()[0] <= 0
+    finally:
+        plt.close(fig)
