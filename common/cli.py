@@ -174,9 +174,29 @@ def cmd_show(a):
             print(f"  {sc}: rows {','.join(run_rows(spec, sc))}; seeds {ss.seeds or spec.seeds}; set {ss.set}")
         for r in [r for r in rep if r.table == t]:
             print(f"  paper: {r.row} {r.column} {r.metric} = {r.value:g} [{r.kind}] ({r.source})")
+        last = _last_verdicts(p.pid, t)
         for c in spec.claims:
             print(f"  claim {c.id} [{c.scale}, {c.type}]: {c.text}")
+            if c.id in last:
+                print(f"    last verdict: {last[c.id]}")
+        if last.get(""):
+            print(f"  report: {last['']}")
     return 0
+
+
+def _last_verdicts(pid: str, table: str) -> dict:
+    """claim id -> 'PASS: detail (mini, 2026-11-30)' from the committed report; '' -> its path."""
+    import json
+    from common import ROOT
+    from common.report.compare import ICON
+    j = ROOT / "reports" / pid / f"{table}.json"
+    if not j.exists():
+        return {"": "none committed yet"}
+    doc = json.loads(j.read_text())
+    out = {c["id"]: f"{ICON[c['verdict']]}{' (saturated)' if c.get('saturated') else ''}: {c.get('detail', '')} "
+                    f"({doc['scale']}, {doc.get('generated', '?')})" for c in doc.get("claims", [])}
+    out[""] = f"reports/{pid}/{table}.md ({doc['scale']} scale, generated {doc.get('generated', '?')})"
+    return out
 
 
 def _is_override(arg: str) -> bool:

@@ -95,3 +95,18 @@ def test_misfitting_replication_uses_unrounded_parameters():
     assert obj["replication"] == pytest.approx(0.00197, abs=5e-5)
     assert obj["hoffmann"] == pytest.approx(0.00502, abs=5e-5)
     assert _claim(doc, "hoffmann_fit_worse_on_these_points")["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("pid", ["adabelief_2020", "lion_2023"])
+def test_show_prints_the_last_verdict_of_each_claim(cli, pid):
+    code, out, err = cli("show", pid)
+    assert code == 0
+    for j in sorted((REPORTS / pid).glob("*.json")):
+        doc = json.loads(j.read_text())
+        for c in doc.get("claims", []):
+            line = next(line for line in out.splitlines()
+                        if line.strip().startswith("last verdict:") and c["detail"] in line)
+            assert line.split("last verdict: ", 1)[1].startswith({"pass": "PASS", "fail": "FAIL",
+                                                                   "inconclusive": "INCONCLUSIVE",
+                                                                   "missing": "MISSING"}[c["verdict"]])
+        assert f"reports/{pid}/{j.stem}.md ({doc['scale']} scale" in out
