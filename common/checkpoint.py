@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import Interrupted
-from common.io import atomic_write_bytes, torch_bytes
+from optrepro.errors import Interrupted
+from optrepro.io import atomic_write_bytes, torch_bytes
 
 MAGIC = b"OPTREPRO-CKPT1 "
 
@@ -202,7 +202,7 @@ def dump(v, top: bool = False):
     if hasattr(v, "state_dict") and hasattr(v, "load_state_dict") and not isinstance(v, type):
         return {"__state_dict__": v.state_dict()}
     if _is_env(v):
-        from common.rl.envstate import env_state
+        from optrepro.rl.envstate import env_state
         return {"__env__": env_state(v)}
     if isinstance(v, (list, tuple)):
         return {"__list__" if isinstance(v, list) else "__tuple__": [dump(x) for x in v]}
@@ -252,7 +252,7 @@ def load(cur, saved):
         cur.load_state_dict(x)
         return cur
     if tag == "__env__":
-        from common.rl.envstate import set_env_state
+        from optrepro.rl.envstate import set_env_state
         set_env_state(cur, x)
         return cur
     if tag in ("__list__", "__tuple__"):
@@ -282,7 +282,7 @@ def load(cur, saved):
 
 
 def capture(objs: dict) -> dict:
-    from common.run import rng_state
+    from optrepro.run import rng_state
     out = {"__rng__": rng_state()}
     for name, v in objs.items():
         try:
@@ -293,7 +293,7 @@ def capture(objs: dict) -> dict:
 
 
 def restore(objs: dict, saved: dict) -> None:
-    from common.run import set_rng_state
+    from optrepro.run import set_rng_state
     missing = sorted(set(objs) - set(saved))
     if missing:
         raise ValueError(f"checkpoint lacks {', '.join(missing)}")
@@ -357,5 +357,5 @@ def cached_steps(total: int, state: dict, cache_path: Path, every_s: float = 30.
     """`steps` for a cached build's training loop (a pretrained model shared by runs): its checkpoint
     sits beside the cache entry and is tied to the entry's name, so a killed build resumes where it
     stopped, whichever run needs it next."""
-    from common.io import partial
+    from optrepro.io import partial
     return steps(total, state, partial(cache_path), {"cache": Path(cache_path).name}, every_s=every_s)

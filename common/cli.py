@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.errors import ConfigError, Interrupted, UsageError
+from optrepro.errors import ConfigError, Interrupted, UsageError
 
 USAGE_EXIT, FAIL_EXIT = 2, 1
 
@@ -133,10 +133,10 @@ def check_out_dir(path) -> None:
 
 
 def cmd_list(a):
-    from common.registry import FAMILIES, all_papers
-    from common.config import closest
+    from optrepro.registry import FAMILIES, all_papers
+    from optrepro.config import closest
     if a.optimizers:
-        from common.optim import describe
+        from optrepro.optim import describe
         rows = describe()
         w = max(len(r[0]) for r in rows)
         v = max(len(r[1]) for r in rows)
@@ -156,9 +156,9 @@ def cmd_list(a):
 
 
 def cmd_show(a):
-    from common.config import run_rows
-    from common.registry import get_paper
-    from common.report.reported import load
+    from optrepro.config import run_rows
+    from optrepro.registry import get_paper
+    from optrepro.report.reported import load
     p = get_paper(a.pid)
     m = p.meta
     print(f"{p.pid}: {m.get('title')}\n  {m.get('venue')} {m.get('year')}  arXiv:{m.get('arxiv')}  family: {p.family}")
@@ -187,8 +187,8 @@ def cmd_show(a):
 def _last_verdicts(pid: str, table: str) -> dict:
     """claim id -> 'PASS: detail (mini, 2026-11-30)' from the committed report; '' -> its path."""
     import json
-    from common import ROOT
-    from common.report.compare import ICON
+    from optrepro import ROOT
+    from optrepro.report.compare import ICON
     j = ROOT / "reports" / pid / f"{table}.json"
     if not j.exists():
         return {"": "none committed yet"}
@@ -211,7 +211,7 @@ def _slurm_options(a) -> dict:
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --launcher slurm")
         return {}
-    from common.run import slurm_cluster
+    from optrepro.run import slurm_cluster
     slurm_cluster()  # no sbatch and no REPRO_SUBMITIT_CLUSTER: exit 2 before anything runs
     for flag in ("--gpus", "--mem-gb", "--timeout-min"):
         if flag in given and not given[flag] > (0 if flag != "--gpus" else -1):
@@ -222,9 +222,9 @@ def _slurm_options(a) -> dict:
 
 
 def cmd_run(a):
-    from common import overrides as ov
-    from common.registry import get_paper
-    from common.run import plan, run_jobs
+    from optrepro import overrides as ov
+    from optrepro.registry import get_paper
+    from optrepro.run import plan, run_jobs
     paper = get_paper(a.pid)
     if a.table and _is_override(a.table):  # `repro run pid key=value`: no table given
         a.overrides, a.table = [a.table] + a.overrides, None
@@ -254,7 +254,7 @@ def cmd_run(a):
         if o:
             print(f"repro: overrides {ov.describe(o)} -> runs <row>{ov.variant(o)}/", flush=True)
 
-    from common.run import SweepProgress
+    from optrepro.run import SweepProgress
     sweep = SweepProgress(len(jobs))
 
     def show(job, r):
@@ -271,7 +271,7 @@ def cmd_run(a):
     div = [r for r in results if r.get("status") == "diverged"]
     if hasattr(paper.experiment, "report_extra") and len(results) > len(failed) and len(override_sets) == 1:
         # tables ranked across rows (the optimizer benchmark) print their ranking after the runs
-        from common.report.compare import compare
+        from optrepro.report.compare import compare
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
             doc = compare(paper, table, a.scale, Path(a.out), Path(tmp), overrides=override_sets[0])
@@ -282,8 +282,8 @@ def cmd_run(a):
 
 
 def cmd_compare(a):
-    from common.registry import all_papers, get_paper
-    from common.report.compare import compare, index, recheck
+    from optrepro.registry import all_papers, get_paper
+    from optrepro.report.compare import compare, index, recheck
     if a.recheck:
         papers = [get_paper(a.pid)] if a.pid else list(all_papers().values())
         changes = []
@@ -293,15 +293,15 @@ def cmd_compare(a):
                 changes += recheck(paper, t, a.reports, write=not a.check)
         print("\n".join(changes) if changes else "repro: every report's verdicts stand under today's rules")
         if changes and not a.check and not a.reports:
-            from common.report.compare import update_paper_readme
+            from optrepro.report.compare import update_paper_readme
             for paper in papers:
                 update_paper_readme(paper)
             index()
         return FAIL_EXIT if (changes and a.check) else 0
     if not a.pid:
         raise UsageError("compare needs a paper id (or --recheck for every paper)")
-    from common import overrides as ov
-    from common.report.compare import destination
+    from optrepro import overrides as ov
+    from optrepro.report.compare import destination
     paper = get_paper(a.pid)
     if a.table and _is_override(a.table):
         a.overrides, a.table = [a.table] + a.overrides, None
@@ -316,15 +316,15 @@ def cmd_compare(a):
         print(f"repro: wrote {dest} (+ .json, .png)" + (f"; not reports/: {why}" if why else ""))
         wrote_committed |= not a.reports and not why
     if wrote_committed:
-        from common.report.compare import update_paper_readme
+        from optrepro.report.compare import update_paper_readme
         update_paper_readme(paper)
         index()
     return 0
 
 
 def cmd_report(a):
-    from common.registry import all_papers
-    from common.report.compare import index, update_paper_readme
+    from optrepro.registry import all_papers
+    from optrepro.report.compare import index, update_paper_readme
     for paper in all_papers().values():
         update_paper_readme(paper)
     print(index())
@@ -332,7 +332,11 @@ def cmd_report(a):
 
 
 def cmd_new(a):
-    from common.scaffold import new_paper
+    from optrepro import IS_CHECKOUT
+    if not IS_CHECKOUT:
+        raise UsageError("repro new writes papers/ and configs/ of a checkout: clone the repository and "
+                         "run it there (this is an installed copy)")
+    from optrepro.scaffold import new_paper
     for path in new_paper(a.pid, a.family, a.title):
         print(f"created {path}")
     print(f"Next: edit papers/{a.pid}/method.py and configs/{a.pid}/, then `repro check` and "
@@ -341,22 +345,22 @@ def cmd_new(a):
 
 
 def cmd_check(a):
-    from common.contract import check_all
+    from optrepro.contract import check_all
     problems = check_all()
     for pid, errs in problems.items():
         for e in errs:
             print(f"{pid}: {e}")
     n = sum(len(v) for v in problems.values())
-    from common.registry import all_papers
+    from optrepro.registry import all_papers
     print(f"repro check: {len(all_papers())} papers, {n} problem(s)")
     return FAIL_EXIT if n else 0
 
 
 def cmd_bench(a):
-    from common.meta import hardware
+    from optrepro.meta import hardware
     if a.what == "zo":
         return _bench_zo(a, hardware)
-    from common.optim import bench, registry
+    from optrepro.optim import bench, registry
     names = _split(a.only)
     if names:
         unknown = [n for n in names if n not in registry()]
@@ -367,7 +371,7 @@ def cmd_bench(a):
     md = bench.markdown(bench.median_of([bench.run(names, a.steps) for _ in range(a.repeat)]), hardware())
     print(md)
     if a.write:
-        from common.io import atomic_write_text
+        from optrepro.io import atomic_write_text
         atomic_write_text(Path(a.write), md)
     return 0
 
@@ -375,7 +379,7 @@ def cmd_bench(a):
 def _bench_zo(a, hardware):
     import torch
 
-    from common.zo import bench
+    from optrepro.zo import bench
     if a.device not in ("cpu", "cuda"):
         raise UsageError(f"--device must be cpu or cuda, got {a.device}")
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -386,7 +390,7 @@ def _bench_zo(a, hardware):
     md = bench.markdown(bench.run(spec=spec, reps=min(a.steps, 5), device=a.device), spec, hardware(), a.device)
     print(md)
     if a.write:
-        from common.io import atomic_write_text
+        from optrepro.io import atomic_write_text
         atomic_write_text(Path(a.write), md)
     return 0
 

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 SCALES = ("smoke", "mini", "full")
 
@@ -301,7 +301,7 @@ def parse_table(raw: Any, where: str) -> TableSpec:
     if spec.rows_from:
         if spec.rows_from != "optimizers":
             raise ConfigError(f"{where}: rows_from '{spec.rows_from}' unknown; valid: optimizers")
-        from common.optim import registry
+        from optrepro.optim import registry
         spec.rows = {**{name: {"optimizer": name} for name in registry()}, **(spec.rows or {})}
     for s_name, v in (spec.scales or {}).items():
         if isinstance(v, dict) and v.get("grid"):

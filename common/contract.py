@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
-from common import ROOT
-from common.config import SCALES, build_config, row_layers, run_rows
-from common.errors import ConfigError, UsageError
-from common.registry import PID_RE, Paper, all_papers, configs_dir, validate_meta
-from common.report import claims as claims_mod
-from common.report.reported import load as load_reported
+from optrepro import ROOT
+from optrepro.config import SCALES, build_config, row_layers, run_rows
+from optrepro.errors import ConfigError, UsageError
+from optrepro.registry import PID_RE, Paper, all_papers, configs_dir, validate_meta
+from optrepro.report import claims as claims_mod
+from optrepro.report.reported import load as load_reported
 
 REQUIRED_FILES = ("__init__.py", "paper.yaml", "reported.csv", "method.py", "experiment.py", "README.md")
-IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+papers\.([a-z0-9_]+)", re.M)
+IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+(?:optrepro\.)?papers\.([a-z0-9_]+)", re.M)
 
 
 def check_paper(paper: Paper) -> list[str]:
@@ -84,10 +84,10 @@ def check_paper(paper: Paper) -> list[str]:
 
 
 def check_common() -> list[str]:
-    from common.optim import problems as optimizer_problems
+    from optrepro.optim import problems as optimizer_problems
     errs = optimizer_problems()
     for py in (ROOT / "common").rglob("*.py"):
-        if re.search(r"^\s*(from|import)\s+papers\b", py.read_text(), re.M):
+        if re.search(r"^\s*(from|import)\s+(optrepro\.)?papers\b", py.read_text(), re.M):
             errs.append(f"{py.relative_to(ROOT)} imports papers: common never imports papers")
     return errs
 

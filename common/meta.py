@@ -7,7 +7,7 @@ import platform
 import subprocess
 from importlib import metadata
 
-from common import ROOT
+from optrepro import ROOT
 
 PACKAGES = ("torch", "numpy", "omegaconf", "transformers", "gymnasium", "stable-baselines3", "scikit-learn", "mnist1d")
 
@@ -19,7 +19,11 @@ def generated(path: str) -> bool:
 
 
 def dirty_paths() -> list[str] | None:
-    """Tracked files with uncommitted changes, leaving out generated output; None when git cannot tell."""
+    """Tracked files with uncommitted changes, leaving out generated output; None when git cannot tell
+    (or this is an installed copy, not a checkout)."""
+    from optrepro import IS_CHECKOUT
+    if not IS_CHECKOUT:
+        return None
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                              capture_output=True, text=True, timeout=10)
@@ -32,6 +36,14 @@ def dirty_paths() -> list[str] | None:
 
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
+    """The checkout's commit (+ '-dirty'); an installed copy records its version instead (never the
+    commit of a git repository it happens to be installed inside)."""
+    from optrepro import IS_CHECKOUT
+    if not IS_CHECKOUT:
+        try:
+            return f"installed-optrepro-{metadata.version('optrepro')}"
+        except metadata.PackageNotFoundError:
+            return "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=5).stdout.strip()

@@ -20,7 +20,7 @@ import itertools
 import json
 import re
 
-from common.errors import UsageError
+from optrepro.errors import UsageError
 
 SYNTAX = "key=value, +key=value, ++key=value, and key=a,b,c with -m"
 _KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")

@@ -10,14 +10,19 @@ from pathlib import Path
 
 import yaml
 
-from common import ROOT
-from common.config import TableSpec, closest, parse_table
-from common.errors import ConfigError, UsageError
+from optrepro import ROOT
+from optrepro.config import TableSpec, closest, parse_table
+from optrepro.errors import ConfigError, UsageError
 
 FAMILIES = (
     "optimizer", "second-order", "zeroth-order", "bilevel", "meta-learning", "policy-gradient",
     "diffusion-guidance", "unlearning", "scaling-law", "distributed", "other",
 )
+EXTRAS = {"gymnasium": "rl", "stable_baselines3": "rl", "sb3_contrib": "rl", "mujoco": "rl",
+          "transformers": "lm", "safetensors": "lm", "diffusers": "diffusion", "wandb": "tracking",
+          "submitit": "slurm"}
+"""Top-level modules of the optional extras (pyproject.toml): a table that needs a missing one exits 2
+naming the extra to install."""
 PID_RE = re.compile(r"^[a-z][a-z0-9_]*_(19|20)\d\d$")
 PAPER_KEYS = {
     "title": str, "arxiv": str, "venue": str, "year": int, "family": str, "code": str,
@@ -81,7 +86,14 @@ class Paper:
 
     @cached_property
     def experiment(self):
-        return importlib.import_module(f"papers.{self.pid}.experiment")
+        try:
+            return importlib.import_module(f"optrepro.papers.{self.pid}.experiment")
+        except ModuleNotFoundError as e:
+            extra = EXTRAS.get((e.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise UsageError(f"{self.pid} needs {e.name}, which is not installed: "
+                             f"pip install 'optrepro[{extra}]' (or optrepro[all])") from None
 
     def _resolve(self, name: str, what: str):
         """`name` in papers/<pid>/experiment.py, or `common.tasks.<task>:<name>` for a shared task
@@ -90,9 +102,9 @@ class Paper:
             mod, attr = name.split(":", 1)
             if not mod.startswith("common.tasks."):
                 raise ConfigError(f"{self.pid}: {what} '{name}': only common.tasks.<task>:<name> may be named")
-            import importlib
+            from optrepro import module_name
             try:
-                obj = getattr(importlib.import_module(mod), attr, None)
+                obj = getattr(importlib.import_module(module_name(mod)), attr, None)
             except ImportError:
                 obj = None
             if obj is None:
@@ -113,7 +125,7 @@ class Paper:
         """The checks run before a table's runs: common.tasks.preflight for a shared task's config,
         else the paper's `preflight` (if any)."""
         if ":" in spec.config:
-            from common.tasks import preflight
+            from optrepro.tasks import preflight
             return preflight
         return getattr(self.experiment, "preflight", None)
 

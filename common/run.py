@@ -25,13 +25,13 @@ import numpy as np
 import torch
 import yaml
 
-from common import checkpoint
-from common import meta as meta_mod
-from common import overrides as ov
-from common.config import TableSpec, build_config, check_numbers, row_layers, to_dict
-from common.errors import ConfigError, Diverged, Interrupted, UsageError
-from common.io import atomic_write_json, atomic_write_text
-from common.track import Tracker
+from optrepro import checkpoint
+from optrepro import meta as meta_mod
+from optrepro import overrides as ov
+from optrepro.config import TableSpec, build_config, check_numbers, row_layers, to_dict
+from optrepro.errors import ConfigError, Diverged, Interrupted, UsageError
+from optrepro.io import atomic_write_json, atomic_write_text
+from optrepro.track import Tracker
 
 GUARDED = ("loss", "train_loss")
 """Metrics whose NaN/inf ends a run as `diverged`."""
@@ -173,9 +173,9 @@ class Job:
 def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, overrides=None,
          out: Path = Path("runs"), resume: bool = False) -> list[Job]:
     """Resolve every run's config before anything is written: a bad key fails here (exit 2)."""
-    from common.config import closest
+    from optrepro.config import closest
     sc = spec.scales[scale]
-    from common.config import run_rows
+    from optrepro.config import run_rows
     all_rows = run_rows(spec, scale)
     if rows:
         for r in rows:
@@ -184,7 +184,7 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
                                  f"rows: {', '.join(spec.rows)}")
         all_rows = run_rows(spec, scale, [r for r in spec.rows if r in rows])
     seeds = list(seeds) if seeds else list(sc.seeds or spec.seeds)
-    from common.registry import validate_meta
+    from optrepro.registry import validate_meta
     bad = validate_meta(paper.meta)
     if bad:
         raise UsageError(f"papers/{paper.pid}/{bad[0]} (`repro check` lists every problem)")
@@ -227,7 +227,7 @@ def run_threads() -> int:
 
 def execute(job: Job) -> dict:
     """Run one job in this process; always leaves a result.json (unless killed)."""
-    from common.registry import get_paper
+    from optrepro.registry import get_paper
     torch.set_num_threads(run_threads())
     paper = get_paper(job.pid)
     spec = paper.load_table(job.table)
@@ -336,7 +336,10 @@ CLUSTERS = ("slurm", "local", "debug")
 def slurm_cluster() -> str:
     """The submitit cluster `--launcher slurm` uses: REPRO_SUBMITIT_CLUSTER, else slurm when sbatch is
     on PATH. No sbatch and no override is a UsageError (exit 2), never a silent local run."""
+    import importlib.util
     import shutil
+    if importlib.util.find_spec("submitit") is None:
+        raise UsageError("--launcher slurm needs submitit: pip install 'optrepro[slurm]'")
     cluster = os.environ.get("REPRO_SUBMITIT_CLUSTER", "")
     if cluster and cluster not in CLUSTERS:
         raise UsageError(f"REPRO_SUBMITIT_CLUSTER={cluster}: valid values are {', '.join(CLUSTERS)}")

@@ -4,15 +4,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from common import ROOT
-from common.errors import UsageError
-from common.registry import FAMILIES, PID_RE, configs_dir, papers_dir
+from optrepro import ROOT
+from optrepro.errors import UsageError
+from optrepro.registry import FAMILIES, PID_RE, configs_dir, papers_dir
 
 PLACEHOLDERS = ("__PID__", "__TITLE__", "__FAMILY__", "__YEAR__")
 
 
 def new_paper(pid: str, family: str, title: str = "") -> list[Path]:
-    from common.config import closest
+    from optrepro.config import closest
     if not PID_RE.match(pid):
         raise UsageError(f"pid '{pid}' must be <shortname>_<year> in snake_case, e.g. sophia_2023")
     if family not in FAMILIES:

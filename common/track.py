@@ -15,7 +15,7 @@ TRACKERS = ("jsonl", "wandb")
 class Tracker:
     def __init__(self, run_dir: Path, kind: str = "jsonl", name: str = "", config: dict | None = None):
         if kind not in TRACKERS:
-            from common.errors import ConfigError
+            from optrepro.errors import ConfigError
             raise ConfigError(f"tracker '{kind}' unknown; valid: {', '.join(TRACKERS)}")
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ class Tracker:
                     continue  # a half-written last line from a killed run
                 if keep_fn(len(keep), rec):
                     keep.append(line)
-        from common.io import atomic_write_text
+        from optrepro.io import atomic_write_text
         atomic_write_text(self.path, "".join(l + "\n" for l in keep))
         self.records = len(keep)
         self._f = open(self.path, "a", buffering=1)
@@ -93,6 +93,11 @@ def _start_wandb(run_dir: Path, name: str, config: dict):
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
         import wandb
+    except ImportError:
+        print("warning: tracker=wandb but wandb is not installed (pip install 'optrepro[tracking]'); "
+              "logging to JSONL only", file=sys.stderr)
+        return None
+    try:
         return wandb.init(project=os.environ.get("WANDB_PROJECT", "optrepro"), name=name,
                           dir=str(run_dir), config=config, reinit="finish_previous")
     except Exception as e:

@@ -11,9 +11,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from common.errors import Diverged
-from common.optim.base import set_mode
-from common.run import RunContext
+from optrepro.errors import Diverged
+from optrepro.optim.base import set_mode
+from optrepro.run import RunContext
 
 
 @dataclass

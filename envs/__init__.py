@@ -3,13 +3,13 @@
 - `optrepro/LQR-v0` (envs.lqr.LQREnv): exact cost and policy gradient of a linear Gaussian policy;
 - `optrepro/TabularMDP-v0` (envs.tabular.TabularMDPEnv): exact values and softmax policy gradient.
 
-    import envs, gymnasium as gym
+    import optrepro.envs, gymnasium as gym
     env = gym.make("optrepro/LQR-v0")
     env.unwrapped.exact_grad(K, sigma=0.5, gamma=0.9)
 """
 import gymnasium as gym
 
-IDS = {"optrepro/LQR-v0": "envs.lqr:LQREnv", "optrepro/TabularMDP-v0": "envs.tabular:TabularMDPEnv"}
+IDS = {"optrepro/LQR-v0": "optrepro.envs.lqr:LQREnv", "optrepro/TabularMDP-v0": "optrepro.envs.tabular:TabularMDPEnv"}
 
 for _id, _entry in IDS.items():
     if _id not in gym.registry:

@@ -24,7 +24,7 @@ REPRO = Path(sys.executable).with_name("repro")
 @pytest.fixture
 def cli(capsys):
     """Run `repro ARGS` in-process; returns (exit code, stdout, stderr)."""
-    from common.cli import main
+    from optrepro.cli import main
 
     def run(*args):
         try:
@@ -44,5 +44,5 @@ def repro_subprocess(*args, cwd=ROOT, env=None, **kw):
 
 
 def paper_tables():
-    from common.registry import all_papers
+    from optrepro.registry import all_papers
     return [(pid, t) for pid, p in all_papers().items() for t in p.tables]

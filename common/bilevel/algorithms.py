@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from common.bilevel.core import Bilevel, implicit, inner_gd, penalty_grads, unrolled
+from optrepro.bilevel.core import Bilevel, implicit, inner_gd, penalty_grads, unrolled
 
 
 def _aid(prob, x, y, outer_lr, inner_lr, inner_steps, solver, **skw):
@@ -140,7 +140,7 @@ def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, recor
     Returns the final state and a curve of (calls, upper objective f(x, y), inner residual),
     recorded each time the oracle count passes a multiple of `record_every` calls."""
     if algo not in ALGORITHMS:
-        from common.config import closest
+        from optrepro.config import closest
         raise ValueError(f"algorithm '{algo}' unknown{closest(algo, ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}")
     prob.calls.clear()
     x = prob.x0() if x0 is None else x0

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from common.bilevel import linsolve
-from common.bilevel.linsolve import NotConverged
+from optrepro.bilevel import linsolve
+from optrepro.bilevel.linsolve import NotConverged
 
 
 class Bilevel:

@@ -21,8 +21,8 @@ import functools
 
 import torch
 
-from common.bilevel import linsolve
-from common.bilevel.linsolve import NotConverged
+from optrepro.bilevel import linsolve
+from optrepro.bilevel.linsolve import NotConverged
 
 
 def custom_root(optimality_fn, solve: str = "cg", check_tol: float | None = None, **solver_kw):

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from common.bilevel.core import Bilevel
+from optrepro.bilevel.core import Bilevel
 
 
 class Quadratic(Bilevel):
@@ -87,7 +87,7 @@ class NonUnique(Bilevel):
 # --- learning problems ---------------------------------------------------------------------
 
 def _load(dataset: str, seed: int):
-    from common.data import load
+    from optrepro.data import load
     d = load(dataset, seed=seed)
     xtr, xte = d.x_train.flatten(1).double(), d.x_test.flatten(1).double()
     return xtr, d.y_train, xte, d.y_test, d.num_classes

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import DataMissing, UsageError
+from optrepro.errors import DataMissing, UsageError
 
 
 @dataclass
@@ -175,7 +175,7 @@ FULL_SCALE_CHECKS = {"cifar10": require_cifar10, "imagenet": require_imagenet, "
 
 def load(name: str, seed: int = 0) -> Split:
     if name not in DATASETS:
-        from common.config import closest
+        from optrepro.config import closest
         raise UsageError(f"unknown dataset '{name}'{closest(name, DATASETS)}; valid: {', '.join(DATASETS)}")
     return DATASETS[name](seed=seed)
 
@@ -183,7 +183,7 @@ def load(name: str, seed: int = 0) -> Split:
 def check_available(name: str) -> None:
     """Preflight: raise DataMissing (exit 2) for a full-scale dataset that is not on disk."""
     if name not in DATASETS:
-        from common.config import closest
+        from optrepro.config import closest
         raise UsageError(f"unknown dataset '{name}'{closest(name, DATASETS)}; valid: {', '.join(DATASETS)}")
     if name in FULL_SCALE_CHECKS:
         FULL_SCALE_CHECKS[name]()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 CORPORA = ("pydoc", "cpython", "pydoc+cpython")
 TOKENIZERS = ("char", "byte")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from common.io import safe_torch_load
-from common.report.figure import figure
+from optrepro.io import safe_torch_load
+from optrepro.report.figure import figure
 
 
 def samples_figure(doc: dict, png: Path, runs: Path) -> list[str]:
@@ -35,7 +35,7 @@ def samples_figure(doc: dict, png: Path, runs: Path) -> list[str]:
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
-                from common.diffusion.mixture import GaussianMixture
+                from optrepro.diffusion.mixture import GaussianMixture
                 mix = GaussianMixture.ring()
                 ax.scatter(mix.means[:, 0], mix.means[:, 1], c=mix.labels, cmap="tab10", vmin=0, vmax=9,
                            marker="x", s=60)

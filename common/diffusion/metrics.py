@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.io import cached_torch
+from optrepro.io import cached_torch
 
 
 class DigitsClassifier(nn.Module):
@@ -32,8 +32,8 @@ class DigitsClassifier(nn.Module):
 
 
 def _train_classifier(cache_path, epochs: int = 30) -> dict:
-    from common import checkpoint
-    from common.diffusion.models import digits_tensors
+    from optrepro import checkpoint
+    from optrepro.diffusion.models import digits_tensors
     torch.manual_seed(0)
     x, y = digits_tensors("train")
     xt, yt = digits_tensors("test")
@@ -104,7 +104,7 @@ def sliced_wasserstein(a, b, projections: int = 256, seed: int = 0) -> float:
 
 
 def digits_metrics(samples: torch.Tensor, labels: torch.Tensor, root) -> dict:
-    from common.diffusion.models import digits_tensors
+    from optrepro.diffusion.models import digits_tensors
     clf, _ = digits_classifier(root)
     xt, _ = digits_tensors("test")
     raw = samples.float()

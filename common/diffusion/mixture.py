@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from common.diffusion.process import Process
+from optrepro.diffusion.process import Process
 
 
 class GaussianMixture:

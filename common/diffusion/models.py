@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.diffusion.mixture import GaussianMixture
-from common.diffusion.process import PARAMETERIZATIONS, Process
-from common.errors import ConfigError
-from common import checkpoint
-from common.io import cached_torch
+from optrepro.diffusion.mixture import GaussianMixture
+from optrepro.diffusion.process import PARAMETERIZATIONS, Process
+from optrepro.errors import ConfigError
+from optrepro import checkpoint
+from optrepro.io import cached_torch
 
 ARCHS = ("mlp", "unet")
 FULL_SCALE = {"imagenet64": "ImageNet 64x64 class-conditional diffusion model",
@@ -115,7 +115,7 @@ def build(spec: ModelSpec) -> nn.Module:
 
 def digits_tensors(split: str = "train"):
     """(images in [-1, 1] as [n, 1, 8, 8], labels) of the fixed digits split used by every diffusion table."""
-    from common.data.core import digits
+    from optrepro.data.core import digits
     d = digits(seed=0)
     x, y = (d.x_train, d.y_train) if split == "train" else (d.x_test, d.y_test)
     return torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8), torch.as_tensor(y, dtype=torch.long)

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 PROCESSES = ("vp", "flow")
 PARAMETERIZATIONS = ("eps", "velocity", "x0")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from common.diffusion.guidance import Rule
-from common.diffusion.process import Process
-from common.errors import ConfigError
+from optrepro.diffusion.guidance import Rule
+from optrepro.diffusion.process import Process
+from optrepro.errors import ConfigError
 
 SAMPLERS = ("ddim", "ddpm", "euler", "midpoint", "heun", "edm")
 

@@ -1,5 +1,5 @@
 """Models shared by papers: build(name, in_shape, num_classes, **kw)."""
-from common.models.vision import MLP, SmallCNN, build, resnet20, resnet34_cifar
-from common.models.lm import tiny_gpt
+from optrepro.models.vision import MLP, SmallCNN, build, resnet20, resnet34_cifar
+from optrepro.models.lm import tiny_gpt
 
 __all__ = ["MLP", "SmallCNN", "build", "resnet20", "resnet34_cifar", "tiny_gpt"]

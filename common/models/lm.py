@@ -29,7 +29,7 @@ class TinyLM(nn.Module):
                               bos_token_id=0, eos_token_id=0, pad_token_id=None)
             self.gpt = LlamaForCausalLM(cfg)
         else:
-            from common.errors import ConfigError
+            from optrepro.errors import ConfigError
             raise ConfigError(f"arch '{arch}' unknown; valid: {', '.join(ARCHS)}")
 
     def forward(self, ids):

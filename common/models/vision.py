@@ -112,7 +112,7 @@ MODELS = {
 
 def build(name: str, in_shape: tuple, num_classes: int) -> nn.Module:
     if name not in MODELS:
-        from common.config import closest
-        from common.errors import UsageError
+        from optrepro.config import closest
+        from optrepro.errors import UsageError
         raise UsageError(f"unknown model '{name}'{closest(name, MODELS)}; valid: {', '.join(MODELS)}")
     return MODELS[name](in_shape, num_classes)

@@ -2,7 +2,6 @@
 in its paper.yaml (`optimizers: {name: papers.<pid>.method:Class}`), and LR schedules."""
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import re
@@ -10,8 +9,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.config import closest
-from common.errors import ConfigError
+from optrepro.config import closest
+from optrepro.errors import ConfigError
 
 BUILTINS = {
     "sgd": torch.optim.SGD,
@@ -44,7 +43,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 def owners() -> dict[str, list[str]]:
     """name -> who registers it: 'torch' for the built-ins, else the pids whose paper.yaml lists it."""
-    from common.registry import all_papers
+    from optrepro.registry import all_papers
     out = {n: ["torch"] for n in BUILTINS}
     for paper in all_papers().values():
         for name in paper.meta.get("optimizers") or {}:
@@ -57,7 +56,7 @@ def problems() -> list[str]:
     otherwise silently replace lion_2023's in its tables) or not lower case."""
     errs = [f"optimizer '{n}' is registered by {' and '.join(who)}: names are global, give the new one "
             f"its own (e.g. {n}_{who[-1].rsplit('_', 1)[0]})" for n, who in owners().items() if len(who) > 1]
-    from common.registry import all_papers
+    from optrepro.registry import all_papers
     for paper in all_papers().values():
         errs += [f"{paper.pid}: optimizer name '{n}' must be lower case letters, digits and _"
                  for n in paper.meta.get("optimizers") or {} if not NAME_RE.match(str(n))]
@@ -68,7 +67,7 @@ def _entries() -> dict:
     """name -> paper.yaml `optimizers:` entry: "module:Class", or a mapping {class: "module:Class",
     search: {hparam: [low, high]}, fixed: {hparam: value}} that also declares the benchmark's
     search space (common.optim.algoperf). A name registered twice is left out (`problems`)."""
-    from common.registry import all_papers
+    from optrepro.registry import all_papers
     out, dup = {}, {n for n, who in owners().items() if len(who) > 1}
     for paper in all_papers().values():
         for name, entry in (paper.meta.get("optimizers") or {}).items():
@@ -103,8 +102,8 @@ def resolve(name: str):
         raise ConfigError(f"unknown optimizer '{name}'{closest(key, reg)}; valid: {', '.join(sorted(reg))}")
     target = reg[key]
     if isinstance(target, str):
-        mod, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(mod), attr)
+        from optrepro import import_target
+        target = import_target(target)
     return target
 
 

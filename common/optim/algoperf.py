@@ -42,8 +42,8 @@ class Workload:
 
 def _classify_workload(dataset: str, model_name: str, batch_size: int):
     def build(seed: int):
-        from common import data, models
-        from common.train import accuracy, epoch_batches
+        from optrepro import data, models
+        from optrepro.train import accuracy, epoch_batches
         torch.manual_seed(seed)
         split = data.load(dataset, seed=seed)
         model = models.build(model_name, split.in_shape, split.num_classes)
@@ -61,9 +61,9 @@ def _classify_workload(dataset: str, model_name: str, batch_size: int):
 
 
 def _charlm_build(seed: int, context: int = 32, batch_size: int = 16, d_model: int = 32):
-    from common.data import CharCorpus, pydoc_text
-    from common.models import tiny_gpt
-    from common.tasks.charlm import val_loss
+    from optrepro.data import CharCorpus, pydoc_text
+    from optrepro.models import tiny_gpt
+    from optrepro.tasks.charlm import val_loss
     torch.manual_seed(seed)
     corpus = CharCorpus.from_text(pydoc_text(), 200_000)
     model = tiny_gpt(corpus.vocab_size, context, d_model, 1, 2)
@@ -96,7 +96,7 @@ BUILTIN_SPACES = {
 
 def search_space(name: str) -> dict:
     """{'search': {hparam: [low, high]}, 'fixed': {...}} for a registered optimizer."""
-    from common.optim import registry_spaces, resolve
+    from optrepro.optim import registry_spaces, resolve
     declared = registry_spaces().get(name) or BUILTIN_SPACES.get(name)
     if declared is not None:
         return {"search": dict(declared.get("search", {})), "fixed": dict(declared.get("fixed", {}))}
@@ -125,8 +125,8 @@ def trial_points(space: dict, n: int, seed: int) -> list[dict]:
 # Trials ----------------------------------------------------------------------------------------
 def run_trial(wl: Workload, opt_name: str, hparams: dict, seed: int, max_steps: int | None = None) -> dict:
     """Train until wl.target or max_steps; returns steps/time to target (inf if not reached)."""
-    from common.optim import resolve
-    from common.optim.base import set_mode
+    from optrepro.optim import resolve
+    from optrepro.optim.base import set_mode
     model, loss_at, evaluate = wl.build(seed)
     opt = resolve(opt_name)(model.parameters(), **hparams)
     max_steps = max_steps or wl.max_steps

@@ -8,7 +8,6 @@ every state tensor once, so its time is set by memory bandwidth, and a fused ker
 as fast as AdamW's (adjusted for the number of state tensors it must stream)."""
 from __future__ import annotations
 
-import importlib
 import inspect
 import statistics
 import time
@@ -26,8 +25,8 @@ def _params(seed: int = 0):
 
 
 def _load(target: str):
-    mod, _, attr = target.partition(":")
-    return getattr(importlib.import_module(mod), attr)
+    from optrepro import import_target
+    return import_target(target)
 
 
 def time_step(make, steps: int = 10, warmup: int = 3) -> tuple[float, float]:
@@ -53,7 +52,7 @@ def time_step(make, steps: int = 10, warmup: int = 3) -> tuple[float, float]:
 
 
 def run(names: list[str] | None = None, steps: int = 30) -> list[dict]:
-    from common.optim import _entries, registry, resolve
+    from optrepro.optim import _entries, registry, resolve
     entries = _entries()
     names = names or [n for n in registry() if n in entries]
     def fused_adamw_ms():

@@ -36,7 +36,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from common.config import ClaimSpec, TableSpec
+from optrepro.config import ClaimSpec, TableSpec
 
 CLAIM_TYPES = ("better", "vs_best", "comparable", "within", "monotone", "ratio", "differs", "close", "tighter",
                "gap_increases", "matches_reported")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-import envs  # noqa: F401  (registers optrepro/* ids)
-from common.config import closest
-from common.errors import ConfigError
+import optrepro.envs  # noqa: F401  (registers optrepro/* ids)
+from optrepro.config import closest
+from optrepro.errors import ConfigError
 
 
 def make_env(env_id: str, seed: int | None = None, **kwargs):

@@ -45,7 +45,7 @@ def _restore(cur, saved):
     if isinstance(saved, dict) and "__ndarray__" in saved:
         return saved["__ndarray__"].numpy().copy()
     if isinstance(saved, dict) and "__np_gen__" in saved:
-        from common.checkpoint import np_generator
+        from optrepro.checkpoint import np_generator
         return np_generator(cur, saved["__np_gen__"])
     if isinstance(saved, dict) and "__seq__" in saved:
         return tuple(saved["__seq__"]) if saved["tuple"] else list(saved["__seq__"])

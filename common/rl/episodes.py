@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.rl.estimators import discounted_returns
-from common.rl.policy import flat
+from optrepro.rl.estimators import discounted_returns
+from optrepro.rl.policy import flat
 
 
 @dataclass

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.rl import check_env, eval_seed, evaluate, make_env
-from common.rl.estimators import gae
-from common.rl.policy import ActorCritic
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.rl import check_env, eval_seed, evaluate, make_env
+from optrepro.rl.estimators import gae
+from optrepro.rl.policy import ActorCritic
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from common.errors import ConfigError
-from common.rl import check_env, eval_seed, make_env
-from common.rl.onpolicy import Evaluator
+from optrepro.errors import ConfigError
+from optrepro.rl import check_env, eval_seed, make_env
+from optrepro.rl.onpolicy import Evaluator
 
 ALGOS = {"ppo": ("stable_baselines3", "PPO", ("discrete", "box")),
          "a2c": ("stable_baselines3", "A2C", ("discrete", "box")),

@@ -1,7 +1,7 @@
 """Scaling-law toolkit: laws, fits (Huber/L-BFGS from a grid, power laws, IsoFLOP minima,
 bootstrap), FLOP counting, and validated loading of run tables."""
-from common.scaling.fit import (ChinchillaFit, FitError, bootstrap, chinchilla_objective, compute_optimal_exponent,  # noqa: F401
+from optrepro.scaling.fit import (ChinchillaFit, FitError, bootstrap, chinchilla_objective, compute_optimal_exponent,  # noqa: F401
                                 fit_chinchilla, fit_power_law, huber, isoflop_minima)
-from common.scaling.io import load_runs  # noqa: F401
-from common.scaling.laws import chinchilla, chinchilla_frontier, flops_per_token, kaplan_nd, power_law  # noqa: F401
-from common.scaling.sweep import interpolate_loss, isoflop_from_curves, isoflop_points, load_sweep  # noqa: F401
+from optrepro.scaling.io import load_runs  # noqa: F401
+from optrepro.scaling.laws import chinchilla, chinchilla_frontier, flops_per_token, kaplan_nd, power_law  # noqa: F401
+from optrepro.scaling.sweep import interpolate_loss, isoflop_from_curves, isoflop_points, load_sweep  # noqa: F401

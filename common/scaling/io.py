@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 
 def load_runs(path, required=(), positive=(), min_rows: int = 1, where: dict | None = None) -> pd.DataFrame:

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from common.errors import DataMissing
-from common.scaling.fit import isoflop_minima
+from optrepro.errors import DataMissing
+from optrepro.scaling.fit import isoflop_minima
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

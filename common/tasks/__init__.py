@@ -6,7 +6,7 @@ diffusion / flow sampling and its sample-quality metrics)."""
 
 def preflight(cfg) -> None:
     """Checks before anything runs (data on disk, optimizer arguments), for any task's config."""
-    from common.tasks import bilevel, charlm, classify, guidance, toy2d
+    from optrepro.tasks import bilevel, charlm, classify, guidance, toy2d
     for mod, cls in ((classify, classify.ClassifyConfig), (charlm, charlm.CharLMConfig), (toy2d, toy2d.Toy2DConfig),
                      (bilevel, bilevel.BilevelConfig), (guidance, guidance.GuidanceConfig)):
         if isinstance(cfg, cls):

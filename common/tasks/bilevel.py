@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.bilevel import ALGORITHMS, BilevelError, custom_root, implicit, inner_gd, run as run_algo, \
+from optrepro.bilevel import ALGORITHMS, BilevelError, custom_root, implicit, inner_gd, run as run_algo, \
     saved_bytes, unrolled
-from common.bilevel.problems import HyperClean, L2Reg, NonUnique, Quadratic
-from common.config import BaseConfig, closest
-from common.errors import ConfigError
+from optrepro.bilevel.problems import HyperClean, L2Reg, NonUnique, Quadratic
+from optrepro.config import BaseConfig, closest
+from optrepro.errors import ConfigError
 
 PROBLEMS = ("hyperclean", "l2reg", "quadratic", "nonunique")
 METHODS = ("unrolled", "implicit_cg", "implicit_neumann", "custom_root")
@@ -86,7 +86,7 @@ def preflight(cfg: BilevelConfig) -> None:
         if not isinstance(v, (list, tuple)) or not v:
             raise ConfigError(f"grid.{k}: give a non-empty list of values")
     if cfg.problem in ("hyperclean", "l2reg"):
-        from common.data.core import check_available
+        from optrepro.data.core import check_available
         check_available(cfg.dataset)
 
 

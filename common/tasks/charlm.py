@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from common.config import BaseConfig
-from common.data import CharCorpus, pydoc_text
-from common.data.text import CORPORA, TOKENIZERS, corpus_text
-from common.errors import ConfigError, DataMissing
-from common.models import tiny_gpt
-from common.models.lm import ARCHS
-from common.optim import OptimConfig, build_optimizer, check, make_scheduler
-from common.run import RunContext
-from common.train import TrainConfig, train_loop
+from optrepro.config import BaseConfig
+from optrepro.data import CharCorpus, pydoc_text
+from optrepro.data.text import CORPORA, TOKENIZERS, corpus_text
+from optrepro.errors import ConfigError, DataMissing
+from optrepro.models import tiny_gpt
+from optrepro.models.lm import ARCHS
+from optrepro.optim import OptimConfig, build_optimizer, check, make_scheduler
+from optrepro.run import RunContext
+from optrepro.train import TrainConfig, train_loop
 
 
 @dataclass

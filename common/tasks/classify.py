@@ -6,12 +6,12 @@ from typing import Callable
 
 from torch import nn
 
-from common import data as data_mod
-from common import models
-from common.config import BaseConfig
-from common.optim import OptimConfig, build_optimizer, check, make_scheduler
-from common.run import RunContext
-from common.train import TrainConfig, train_classifier
+from optrepro import data as data_mod
+from optrepro import models
+from optrepro.config import BaseConfig
+from optrepro.optim import OptimConfig, build_optimizer, check, make_scheduler
+from optrepro.run import RunContext
+from optrepro.train import TrainConfig, train_classifier
 
 
 @dataclass
@@ -35,7 +35,7 @@ def preflight(cfg: ClassifyConfig) -> None:
         models.build(cfg.model, (1,), 1)  # raises the usage error with valid names
     check(cfg.optim)
     if not 0.0 <= cfg.val_frac < 1.0:
-        from common.errors import UsageError
+        from optrepro.errors import UsageError
         raise UsageError(f"val_frac must be in [0, 1), got {cfg.val_frac}")
 
 

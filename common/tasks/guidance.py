@@ -13,15 +13,15 @@ from pathlib import Path
 
 import torch
 
-from common.config import BaseConfig
-from common.diffusion.guidance import make_rule
-from common.diffusion.metrics import digits_metrics, mixture_metrics
-from common.diffusion.mixture import ExactDenoiser, GaussianMixture
-from common.diffusion.models import ModelSpec, check_spec, n_classes, trained_denoiser
-from common.diffusion.process import Process
-from common.diffusion.samplers import SAMPLERS, sample
-from common.errors import ConfigError
-from common.io import atomic_torch_save
+from optrepro.config import BaseConfig
+from optrepro.diffusion.guidance import make_rule
+from optrepro.diffusion.metrics import digits_metrics, mixture_metrics
+from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
+from optrepro.diffusion.models import ModelSpec, check_spec, n_classes, trained_denoiser
+from optrepro.diffusion.process import Process
+from optrepro.diffusion.samplers import SAMPLERS, sample
+from optrepro.errors import ConfigError
+from optrepro.io import atomic_torch_save
 
 
 @dataclass

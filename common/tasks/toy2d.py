@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.config import BaseConfig
-from common.data import FUNCTIONS
-from common.errors import ConfigError
-from common.optim import OptimConfig, build_optimizer, check
-from common.run import RunContext
+from optrepro.config import BaseConfig
+from optrepro.data import FUNCTIONS
+from optrepro.errors import ConfigError
+from optrepro.optim import OptimConfig, build_optimizer, check
+from optrepro.run import RunContext
 
 ESCAPE = 1e3
 """A trajectory that leaves |x|,|y| < ESCAPE or becomes non-finite is stopped and scored at this distance."""
@@ -30,7 +30,7 @@ class Toy2DConfig(BaseConfig):
 def preflight(cfg: Toy2DConfig) -> None:
     for f in cfg.functions:
         if f not in FUNCTIONS:
-            from common.config import closest
+            from optrepro.config import closest
             raise ConfigError(f"unknown toy function '{f}'{closest(f, FUNCTIONS)}; valid: {', '.join(FUNCTIONS)}")
     check(cfg.optim)
 

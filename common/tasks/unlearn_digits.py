@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from common import data as data_mod
-from common import models
-from common.config import BaseConfig
-from common.errors import ConfigError
+from optrepro import data as data_mod
+from optrepro import models
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
 
 METHODS = ("original", "retrain", "finetune", "ga")
 

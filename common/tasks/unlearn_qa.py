@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.config import BaseConfig
-from common.errors import ConfigError, Diverged
-from common.unlearn import facts as F_
-from common.unlearn import losses as U
-from common.unlearn import metrics as M
-from common.unlearn.lm import (LMSpec, Batch, check_lm, finetuned, nll_loss, qa_batch, retain_model, seq_logprob,
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError, Diverged
+from optrepro.unlearn import facts as F_
+from optrepro.unlearn import losses as U
+from optrepro.unlearn import metrics as M
+from optrepro.unlearn.lm import (LMSpec, Batch, check_lm, finetuned, nll_loss, qa_batch, retain_model, seq_logprob,
                                tokenizer, train_steps)
 
 REFERENCE_ROWS = ("target", "retain")
@@ -131,8 +131,8 @@ def build_bench(cfg: UnlearnQAConfig, ctx) -> tuple:
     if cfg.retain_ref == "train":
         ref, rinfo = retain_model(cfg.lm, cfg.facts, cfg.seed, root, sp.frac, log=log)
     else:
-        from common.io import safe_torch_load
-        from common.unlearn.lm import build_lm
+        from optrepro.io import safe_torch_load
+        from optrepro.unlearn.lm import build_lm
         ref, rinfo = build_lm(cfg.lm), {}
         ref.load_state_dict(safe_torch_load(cfg.retain_ref))
     info.update(rinfo)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.zo.estimators import check_eps
-from common.zo.masks import magnitude_masks, random_masks, sensitivity_masks
-from common.zo.memory import optimizer_state, peak_tensor_bytes
-from common.zo.optim import METHODS, ZOOptimizer
-from common.zo.prompt import LMSpec, TaskSpec, accuracy, check_specs, last_hidden, pretrained_lm, prompt_data, prompt_loss
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.zo.estimators import check_eps
+from optrepro.zo.masks import magnitude_masks, random_masks, sensitivity_masks
+from optrepro.zo.memory import optimizer_state, peak_tensor_bytes
+from optrepro.zo.optim import METHODS, ZOOptimizer
+from optrepro.zo.prompt import LMSpec, TaskSpec, accuracy, check_specs, last_hidden, pretrained_lm, prompt_data, prompt_loss
 
 FO = ("ft_sgd", "ft_adam")
 NO_TRAIN = ("zero_shot", "linear_probe")

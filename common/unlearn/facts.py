@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 _ONSET = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "th", "st", "kr"]
 _VOWEL = ["a", "e", "i", "o", "u", "ae", "io", "ou"]

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common.data.text import pydoc_text
-from common.errors import ConfigError
-from common import checkpoint
-from common.io import cached_torch
-from common.unlearn import facts as F_
+from optrepro.data.text import pydoc_text
+from optrepro.errors import ConfigError
+from optrepro import checkpoint
+from optrepro.io import cached_torch
+from optrepro.unlearn import facts as F_
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _TOKEN = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
@@ -106,7 +106,7 @@ def check_lm(lm: LMSpec) -> None:
 
 
 def build_lm(lm: LMSpec):
-    from common.models import tiny_gpt
+    from optrepro.models import tiny_gpt
     return tiny_gpt(len(tokenizer(lm.vocab_general)), lm.context, lm.d_model, lm.n_layer, lm.n_head)
 
 

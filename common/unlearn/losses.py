@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from common.errors import ConfigError
-from common.unlearn.lm import nll_loss, seq_logprob
+from optrepro.errors import ConfigError
+from optrepro.unlearn.lm import nll_loss, seq_logprob
 
 METHODS = ("ga", "graddiff", "npo", "npo_rt", "simnpo", "retain_ft")
 NEEDS_REF = ("npo", "npo_rt")

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.errors import ConfigError
-from common.unlearn.lm import ANSWER, BOS, EOS, PAD, encode_pairs, seq_logprob
+from optrepro.errors import ConfigError
+from optrepro.unlearn.lm import ANSWER, BOS, EOS, PAD, encode_pairs, seq_logprob
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -11,7 +11,7 @@ ZO optimizers that take a loss closure, parameter masks, and memory measured by 
 - memory.py: peak tensor memory of one step from PyTorch's allocator events (CPU) or
   `torch.cuda.max_memory_allocated`, and peak RSS of a fresh process.
 """
-from common.zo.estimators import Estimate, cge, forward_grad, rge  # noqa: F401
-from common.zo.masks import magnitude_masks, random_masks, sensitivity_masks  # noqa: F401
-from common.zo.optim import METHODS, ZOOptimizer  # noqa: F401
-from common.zo.perturb import ParamSpace, add_, perturbed  # noqa: F401
+from optrepro.zo.estimators import Estimate, cge, forward_grad, rge  # noqa: F401
+from optrepro.zo.masks import magnitude_masks, random_masks, sensitivity_masks  # noqa: F401
+from optrepro.zo.optim import METHODS, ZOOptimizer  # noqa: F401
+from optrepro.zo.perturb import ParamSpace, add_, perturbed  # noqa: F401

@@ -15,16 +15,16 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common.zo.memory import optimizer_state, peak_rss_bytes, peak_tensor_bytes, rss_probe, tensors_bytes
+from optrepro.zo.memory import optimizer_state, peak_rss_bytes, peak_tensor_bytes, rss_probe, tensors_bytes
 
 MODES = ("inference", "zo_sgd", "zo_sgd_inplace", "smezo", "zo_adam", "forward_grad", "fo_sgd", "fo_adam")
 DEFAULT = {"d_model": 512, "n_layer": 8, "n_head": 8, "context": 128, "batch": 8}
 
 
 def _prepare(spec: dict, mode: str, device: str = "cpu"):
-    from common.models import tiny_gpt
-    from common.zo.masks import magnitude_masks
-    from common.zo.optim import ZOOptimizer
+    from optrepro.models import tiny_gpt
+    from optrepro.zo.masks import magnitude_masks
+    from optrepro.zo.optim import ZOOptimizer
     torch.manual_seed(0)
     model = tiny_gpt(256, spec["context"], spec["d_model"], spec["n_layer"], spec["n_head"]).to(device)
     ids = torch.randint(0, 256, (spec["batch"], spec["context"] + 1), device=device)
@@ -99,7 +99,7 @@ def measure(mode: str, spec: dict, reps: int = 5, device: str = "cpu", rss: bool
     out = {"mode": mode, "params_mb": tensors_bytes(params) / 2 ** 20, "peak_mb": peak / 2 ** 20,
            "ms": 1e3 * statistics.median(times), "fwd_ratio": statistics.median(t / f for t, f in zip(times, fwd))}
     if rss and device == "cpu":
-        r = peak_rss_bytes("common.zo.bench", "rss_mode", {"mode": mode, "spec": spec})
+        r = peak_rss_bytes("optrepro.zo.bench", "rss_mode", {"mode": mode, "spec": spec})
         if r:
             out["rss_mb"] = r["rss_peak"] / 2 ** 20
     return out

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from common.errors import ConfigError
-from common.zo.perturb import ParamSpace, add_, perturbed
+from optrepro.errors import ConfigError
+from optrepro.zo.perturb import ParamSpace, add_, perturbed
 
 
 def check_eps(eps: float, name: str = "perturbation scale eps") -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 
 def _check_density(density: float) -> float:

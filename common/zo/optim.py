@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from common.errors import ConfigError
-from common.zo.estimators import check_eps, forward_grad, rge, scalar
-from common.zo.perturb import ParamSpace, add_
+from optrepro.errors import ConfigError
+from optrepro.zo.estimators import check_eps, forward_grad, rge, scalar
+from optrepro.zo.perturb import ParamSpace, add_
 
 METHODS = ("zo_sgd", "zo_sign", "zo_mmt", "zo_cons", "zo_adam", "forward_grad")
 

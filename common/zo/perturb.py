@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from common.errors import ConfigError
+from optrepro.errors import ConfigError
 
 DISTS = ("gaussian", "sphere")
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common.data.text import cpython_source_files, pydoc_text
-from common.errors import ConfigError
-from common import checkpoint
-from common.io import cached_torch
+from optrepro.data.text import cpython_source_files, pydoc_text
+from optrepro.errors import ConfigError
+from optrepro import checkpoint
+from optrepro.io import cached_torch
 
 PACKAGES = ("asyncio", "email", "tkinter", "xml")
 TEMPLATE = "\n# package: "
@@ -98,7 +98,7 @@ def check_specs(lm: LMSpec, task: TaskSpec) -> None:
 
 
 def build_lm(lm: LMSpec):
-    from common.models import tiny_gpt
+    from optrepro.models import tiny_gpt
     return tiny_gpt(256, lm.context, lm.d_model, lm.n_layer, lm.n_head)
 
 

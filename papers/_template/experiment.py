@@ -1,6 +1,6 @@
 """TODO: one row, one seed. The template trains a small classifier (common.tasks.classify);
 replace or extend with what the paper's tables need, keeping run(cfg, ctx) -> dict[str, float]."""
-from common.tasks import classify
+from optrepro.tasks import classify
 
 Config = classify.ClassifyConfig
 preflight = classify.preflight

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from common.optim.base import eval_closure, params_with_grad
+from optrepro.optim.base import eval_closure, params_with_grad
 
 
 class Method(torch.optim.Optimizer):

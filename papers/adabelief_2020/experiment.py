@@ -5,7 +5,7 @@
            digits and mnist1d CNNs at mini scale
 The optimizer `adabelief` comes from method.py through paper.yaml's `optimizers:` entry.
 """
-from common.tasks import classify, preflight, toy2d  # noqa: F401 (the runner calls preflight)
+from optrepro.tasks import classify, preflight, toy2d  # noqa: F401 (the runner calls preflight)
 
 Config = classify.ClassifyConfig
 Toy2DConfig = toy2d.Toy2DConfig

@@ -28,8 +28,8 @@ import math
 
 import torch
 
-from common.kernels import batched, fused
-from common.optim.base import check_args, check_params, eval_closure, params_with_grad
+from optrepro.kernels import batched, fused
+from optrepro.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
 def _decay_and_moments(p, g, m, s, lr, beta1, beta2, weight_decay, decoupled):

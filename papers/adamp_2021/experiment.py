@@ -5,7 +5,7 @@ training (`si_norm_init`, `si_norm`) and their ratio, the growth the paper says 
 and AdamP/SGDP prevent."""
 import torch
 
-from common.tasks import classify, preflight  # noqa: F401 (the runner calls preflight)
+from optrepro.tasks import classify, preflight  # noqa: F401 (the runner calls preflight)
 
 Config = classify.ClassifyConfig
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from common.kernels import fused
-from common.optim.base import adam_steps, check_args, check_params, eval_closure, init_state, params_with_grad
+from optrepro.kernels import fused
+from optrepro.optim.base import adam_steps, check_args, check_params, eval_closure, init_state, params_with_grad
 
 
 def _project(p: torch.Tensor, g: torch.Tensor, u: torch.Tensor, delta, wd_ratio, eps):

@@ -3,4 +3,4 @@ and unconditional predictions disagree; once their cosine similarity exceeds Î³Ì
 the conditional one alone and the unconditional evaluation is skipped for the remaining steps (per
 sample). The rule is common.diffusion.guidance.AdaptiveGuidance (threshold 1 is exactly CFG and
 threshold -1 is one CFG step then conditional sampling: both tested, with the evaluation count)."""
-from common.diffusion.guidance import AdaptiveGuidance as Method  # noqa: F401
+from optrepro.diffusion.guidance import AdaptiveGuidance as Method  # noqa: F401

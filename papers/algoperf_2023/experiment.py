@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.optim import algoperf, resolve
-from common.report.compare import seed_values
-from common.report.figure import figure
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.optim import algoperf, resolve
+from optrepro.report.compare import seed_values
+from optrepro.report.figure import figure
 
 
 @dataclass

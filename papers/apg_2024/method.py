@@ -6,4 +6,4 @@ r"""Adaptive projected guidance (Sadat et al. 2024), on the denoised prediction 
 The rule is common.diffusion.guidance.APG; tests/reference/test_diffusion.py checks it against diffusers'
 AdaptiveProjectedGuidance (original formulation) over three steps with momentum and rescaling, and
 documents that diffusers' default formulation differs from the paper's by exactly ΔD_∥."""
-from common.diffusion.guidance import APG as Method  # noqa: F401
+from optrepro.diffusion.guidance import APG as Method  # noqa: F401

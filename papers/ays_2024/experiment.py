@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 
 
-from common.diffusion.figures import samples_figure as report_extra  # noqa: F401  (the report's sample figure)
-from common.diffusion.mixture import GaussianMixture
-from common.diffusion.models import digits_tensors
-from common.errors import ConfigError
-from common.io import atomic_write_text
-from common.tasks import guidance
-from papers.ays_2024.method import denoiser_x0, klub_terms, optimize
+from optrepro.diffusion.figures import samples_figure as report_extra  # noqa: F401  (the report's sample figure)
+from optrepro.diffusion.mixture import GaussianMixture
+from optrepro.diffusion.models import digits_tensors
+from optrepro.errors import ConfigError
+from optrepro.io import atomic_write_text
+from optrepro.tasks import guidance
+from optrepro.papers.ays_2024.method import denoiser_x0, klub_terms, optimize
 
 
 @dataclass

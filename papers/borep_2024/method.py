@@ -6,4 +6,4 @@
     upper level:   x <- x - lr * m / ||m||              (normalized momentum)
 The loop is common.bilevel's `bo_rep`; the baselines it is compared with are there too.
 """
-from common.bilevel.algorithms import bo_rep  # noqa: F401
+from optrepro.bilevel.algorithms import bo_rep  # noqa: F401

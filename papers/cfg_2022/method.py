@@ -3,4 +3,4 @@ p_uncond, on (x, ∅); sample with ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) = ε_u
 
 The rule is common.diffusion.guidance.CFG (every guidance paper uses it as the baseline; tested against
 diffusers' ClassifierFreeGuidance), and label dropout is in common.diffusion.models.train."""
-from common.diffusion.guidance import CFG as Method  # noqa: F401
+from optrepro.diffusion.guidance import CFG as Method  # noqa: F401

@@ -5,4 +5,4 @@
 and the first K steps of the ODE output zero velocity ("zero-init"; no network evaluation). The rule
 is common.diffusion.guidance.CFGZeroStar, checked against diffusers' ClassifierFreeZeroStarGuidance at
 a zeroed and at guided steps."""
-from common.diffusion.guidance import CFGZeroStar as Method  # noqa: F401
+from optrepro.diffusion.guidance import CFGZeroStar as Method  # noqa: F401

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from common.config import BaseConfig
-from common.data import load
-from common.errors import ConfigError
-from common.zo.estimators import check_eps
-from papers.deepzero_2023.method import (cge_layerwise, forward, init_mlp, loss_of, random_coords, rge_mlp,
+from optrepro.config import BaseConfig
+from optrepro.data import load
+from optrepro.errors import ConfigError
+from optrepro.zo.estimators import check_eps
+from optrepro.papers.deepzero_2023.method import (cge_layerwise, forward, init_mlp, loss_of, random_coords, rge_mlp,
                                          zo_grasp_densities)
 
 ESTIMATORS = ("fo", "cge", "rge")

@@ -24,8 +24,8 @@ import math
 
 import torch
 
-from common.kernels import fused
-from common.optim.base import ModeAware, check_args, check_params, eval_closure, init_state
+from optrepro.kernels import fused
+from optrepro.optim.base import ModeAware, check_args, check_params, eval_closure, init_state
 
 
 @fused

@@ -6,5 +6,5 @@ y ~ argmin_y f(x, y) / lam + g(x, y) (T gradient steps each), the hypergradient 
 which tends to dF/dx as lam grows (bias O(1/lam)). The loop is common.bilevel's `f2sa` (the
 penalty gradient is shared with V-PBGD); this module names it.
 """
-from common.bilevel import penalty_grads  # noqa: F401
-from common.bilevel.algorithms import f2sa  # noqa: F401
+from optrepro.bilevel import penalty_grads  # noqa: F401
+from optrepro.bilevel.algorithms import f2sa  # noqa: F401

@@ -3,4 +3,4 @@
 path x_t = (1 - t) x0 + t ε with target ε - x0 and label dropout (common.diffusion.models with
 process: flow, param: velocity); sampling integrates the guided velocity (common.diffusion.samplers).
 The rule is common.diffusion.guidance.CFG applied to the velocity."""
-from common.diffusion.guidance import CFG as Method  # noqa: F401
+from optrepro.diffusion.guidance import CFG as Method  # noqa: F401

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.rl import check_env, evaluate_deterministic, make_env
-from common.rl.episodes import EpisodeLog, sample_episodes
-from common.rl.policy import ActorCritic
-from papers.harpg_2022.method import SCHEDULES, State, step
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.rl import check_env, evaluate_deterministic, make_env
+from optrepro.rl.episodes import EpisodeLog, sample_episodes
+from optrepro.rl.policy import ActorCritic
+from optrepro.papers.harpg_2022.method import SCHEDULES, State, step
 
 
 @dataclass

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from common.rl.episodes import gpomdp_surrogate, hvp_estimate
-from common.rl.policy import flat, set_flat
+from optrepro.rl.episodes import gpomdp_surrogate, hvp_estimate
+from optrepro.rl.policy import flat, set_flat
 
 SCHEDULES = {"reinforce": (0.0, 0.0), "npg": (0.0, 0.5), "npg_igt": (0.8, 0.6), "nharpg": (1.0, 0.5)}
 

@@ -7,5 +7,5 @@
 The Neumann solver and the AID loop live in common.bilevel (other papers compare against them);
 this module names them.
 """
-from common.bilevel import implicit, neumann  # noqa: F401
-from common.bilevel.algorithms import stocbio as ift_neumann  # noqa: F401  (Algorithm 1)
+from optrepro.bilevel import implicit, neumann  # noqa: F401
+from optrepro.bilevel.algorithms import stocbio as ift_neumann  # noqa: F401  (Algorithm 1)

@@ -8,5 +8,5 @@ The decorator lives in common.bilevel (every bilevel paper uses it); this module
     @custom_root(F, solve="cg")
     def solver(y0, theta): ...
 """
-from common.bilevel import custom_root  # noqa: F401
-from common.bilevel.linsolve import cg, neumann  # noqa: F401
+from optrepro.bilevel import custom_root  # noqa: F401
+from optrepro.bilevel.linsolve import cg, neumann  # noqa: F401

@@ -5,7 +5,7 @@
 - batch_size: Lion's advantage over AdamW as the batch grows (classification at fixed epochs)
 The optimizer `lion` comes from method.py through paper.yaml's `optimizers:` entry.
 """
-from common.tasks import charlm, classify, preflight  # noqa: F401 (the runner calls preflight)
+from optrepro.tasks import charlm, classify, preflight  # noqa: F401 (the runner calls preflight)
 
 Config = classify.ClassifyConfig
 LMConfig = charlm.CharLMConfig

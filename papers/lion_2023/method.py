@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import batched, fused
-from common.optim.base import check_args, check_params, eval_closure, params_with_grad
+from optrepro.kernels import batched, fused
+from optrepro.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
 @fused

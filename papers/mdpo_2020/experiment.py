@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.errors import ConfigError
-from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, minibatch_epochs, normalized, optimizer_step, train
-from common.rl.sb3 import check_sb3, train_sb3
-from papers.mdpo_2020.method import kl_weight, mdpo_loss
+from optrepro.errors import ConfigError
+from optrepro.rl.onpolicy import OnPolicyConfig, check_onpolicy, minibatch_epochs, normalized, optimizer_step, train
+from optrepro.rl.sb3 import check_sb3, train_sb3
+from optrepro.papers.mdpo_2020.method import kl_weight, mdpo_loss
 
 ALGOS = ("mdpo", "sb3_ppo", "sb3_trpo")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from common.rl.policy import kl
+from optrepro.rl.policy import kl
 
 
 def mdpo_loss(new_dist, old_dist, actions, old_logp, adv, kl_weight: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,4 +6,4 @@ z is regenerated from s to perturb, to undo and to update, so no direction and n
 stored: the memory is that of inference. Here the perturbed losses are evaluated with forward hooks
 that hand each module W + ε z_W (θ never written, so it is restored bit for bit); MeZO's literal
 in-place +ε, -2ε, +ε sequence is `inplace=True`. Implementation: common.zo (ZOOptimizer, method zo_sgd)."""
-from common.zo.optim import ZOOptimizer as Method  # noqa: F401
+from optrepro.zo.optim import ZOOptimizer as Method  # noqa: F401

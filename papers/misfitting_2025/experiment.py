@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.scaling import FitError, bootstrap, chinchilla_frontier, chinchilla_objective, fit_chinchilla, load_runs
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.scaling import FitError, bootstrap, chinchilla_frontier, chinchilla_objective, fit_chinchilla, load_runs
 
 DATA = Path(__file__).parent / "data"
 SOURCES = {

@@ -6,4 +6,4 @@ choices it shows matter. Each choice is an argument of common.scaling.fit_chinch
   N      total parameters | non-embedding parameters (a column of the data)
 and the conclusion we track is the compute-optimal tokens per parameter D*/N* at a fixed budget
 (common.scaling.chinchilla_frontier)."""
-from common.scaling import chinchilla_frontier, chinchilla_objective, fit_chinchilla  # noqa: F401
+from optrepro.scaling import chinchilla_frontier, chinchilla_objective, fit_chinchilla  # noqa: F401

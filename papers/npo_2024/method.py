@@ -9,4 +9,4 @@ the example's likelihood drops below the reference: gradient ascent's divergence
 (collapse slows from linear to logarithmic in the number of steps, Thm. 2). NPO+RT adds the retain
 set's NLL, λ NLL(retain). As β -> 0, L_NPO -> GA's loss up to a constant.
 Implementation: common.unlearn.losses (npo_loss; objective(method='npo' | 'npo_rt'))."""
-from common.unlearn.losses import npo_loss as Method  # noqa: F401
+from optrepro.unlearn.losses import npo_loss as Method  # noqa: F401

@@ -6,5 +6,5 @@ v(x) = min_z g(x, z):
 Each iteration: z <- T gradient steps on g(x, .); (x, y) <- (x, y) - alpha grad of the penalty.
 No lower-level strong convexity is needed. The loop is common.bilevel's `v_pbgd`.
 """
-from common.bilevel import penalty_grads  # noqa: F401
-from common.bilevel.algorithms import v_pbgd  # noqa: F401
+from optrepro.bilevel import penalty_grads  # noqa: F401
+from optrepro.bilevel.algorithms import v_pbgd  # noqa: F401

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.report.compare import seed_values
-from common.report.figure import figure
-from common.scaling import FitError, compute_optimal_exponent, fit_power_law
-from common.track import read_jsonl
-from papers.phases_2024.method import expected_risk, phase, plrf, predicted_exponents, sgd_eigen, spectrum
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.report.compare import seed_values
+from optrepro.report.figure import figure
+from optrepro.scaling import FitError, compute_optimal_exponent, fit_power_law
+from optrepro.track import read_jsonl
+from optrepro.papers.phases_2024.method import expected_risk, phase, plrf, predicted_exponents, sgd_eigen, spectrum
 
 
 KIND = {"exact": 0, "exact_min": 1, "sgd": 2, "sgd_min": 3}

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.rl import check_env, evaluate_deterministic, make_env
-from common.rl.episodes import EpisodeLog, gpomdp_surrogate, sample_episodes
-from common.rl.estimators import discounted_returns
-from common.rl.policy import ActorCritic
-from papers.polyak_pg_2024.method import PolyakStep
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.rl import check_env, evaluate_deterministic, make_env
+from optrepro.rl.episodes import EpisodeLog, gpomdp_surrogate, sample_episodes
+from optrepro.rl.estimators import discounted_returns
+from optrepro.rl.policy import ActorCritic
+from optrepro.papers.polyak_pg_2024.method import PolyakStep
 
 
 @dataclass

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.report.compare import seed_values
-from common.report.figure import figure
-from common.scaling import ChinchillaFit, compute_optimal_exponent, fit_chinchilla, isoflop_points, load_runs, load_sweep
-from common.track import read_jsonl
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.report.compare import seed_values
+from optrepro.report.figure import figure
+from optrepro.scaling import ChinchillaFit, compute_optimal_exponent, fit_chinchilla, isoflop_points, load_runs, load_sweep
+from optrepro.track import read_jsonl
 
 DATA = Path(__file__).parent / "data" / "isoflop_runs.csv"
 COLUMNS = ("dataset", "hparams", "warmup", "decay", "param_count", "flops", "n", "t", "loss")

@@ -11,4 +11,4 @@ The fitting code is shared: common.scaling.compute_optimal_exponent (isoflop_min
 """
 from __future__ import annotations
 
-from common.scaling import compute_optimal_exponent  # noqa: F401  (shared: common/scaling/fit.py)
+from optrepro.scaling import compute_optimal_exponent  # noqa: F401  (shared: common/scaling/fit.py)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from common.errors import ConfigError
-from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, minibatch_epochs, optimizer_step, train
-from papers.ppo_ewma_2022.method import EWMAModel, EwmaMoments, adjust, clipped_objective
+from optrepro.errors import ConfigError
+from optrepro.rl.onpolicy import OnPolicyConfig, check_onpolicy, minibatch_epochs, optimizer_step, train
+from optrepro.papers.ppo_ewma_2022.method import EWMAModel, EwmaMoments, adjust, clipped_objective
 
 ALGOS = ("ppo", "ppo_ewma")
 

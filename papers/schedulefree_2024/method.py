@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from common.kernels import batched, fused
-from common.optim.base import ModeAware, check_args, check_params, eval_closure, init_state, params_with_grad
+from optrepro.kernels import batched, fused
+from optrepro.optim.base import ModeAware, check_args, check_params, eval_closure, init_state, params_with_grad
 
 
 @fused

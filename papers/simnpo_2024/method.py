@@ -9,4 +9,4 @@ summed log-likelihood is low) keep a small weight and are under-forgotten: the "
 bias". γ ≥ 0 is a reward margin (γ = 0 in most of the paper's runs). As β -> 0 the gradient is a
 length-normalized GA's: weight 2σ(-(β/|y|) log π - γ)/|y| per token.
 Implementation: common.unlearn.losses (simnpo_loss; objective(method='simnpo'))."""
-from common.unlearn.losses import simnpo_loss as Method  # noqa: F401
+from optrepro.unlearn.losses import simnpo_loss as Method  # noqa: F401

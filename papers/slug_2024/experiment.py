@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from common.errors import ConfigError
-from common.tasks import unlearn_digits, unlearn_qa
-from common.unlearn.lm import Batch, nll_loss, seq_logprob
+from optrepro.errors import ConfigError
+from optrepro.tasks import unlearn_digits, unlearn_qa
+from optrepro.unlearn.lm import Batch, nll_loss, seq_logprob
 
 from .method import slug
 

@@ -6,5 +6,5 @@ weights every time the direction is drawn, so no mask is stored and memory stays
 
 common.zo.ZOOptimizer(method='zo_sgd', masks=magnitude_masks(params, density)); biases and norm gains
 stay dense."""
-from common.zo.masks import magnitude_masks  # noqa: F401
-from common.zo.optim import ZOOptimizer as Method  # noqa: F401
+from optrepro.zo.masks import magnitude_masks  # noqa: F401
+from optrepro.zo.optim import ZOOptimizer as Method  # noqa: F401

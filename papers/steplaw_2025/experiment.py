@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.scaling import load_runs, load_sweep
-from papers.steplaw_2025.method import fit_lr_bs, heldout_gap, near_optimal
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.scaling import load_runs, load_sweep
+from optrepro.papers.steplaw_2025.method import fit_lr_bs, heldout_gap, near_optimal
 
 DATA = Path(__file__).parent / "data" / "dense_lr_bs_loss.csv"
 

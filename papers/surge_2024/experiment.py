@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import BaseConfig
-from common.errors import ConfigError
-from common.report.compare import seed_values
-from common.report.figure import figure
-from common.scaling import load_sweep
-from common.tasks import classify
-from papers.surge_2024.method import surge_stats
+from optrepro.config import BaseConfig
+from optrepro.errors import ConfigError
+from optrepro.report.compare import seed_values
+from optrepro.report.figure import figure
+from optrepro.scaling import load_sweep
+from optrepro.tasks import classify
+from optrepro.papers.surge_2024.method import surge_stats
 
 
 @dataclass
@@ -41,7 +41,7 @@ def preflight(cfg) -> None:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from common.data import load
+    from optrepro.data import load
     n_train = len(load(cfg.dataset, seed=cfg.seed).x_train)
     out, best = {}, []  # every (batch, lr) training is its own resumable loop of the run
     for b in cfg.batches:

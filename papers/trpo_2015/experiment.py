@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from common.errors import ConfigError
-from common.rl.onpolicy import OnPolicyConfig, check_onpolicy, fit_value, normalized, train
-from common.rl.sb3 import check_sb3, train_sb3
-from papers.trpo_2015.method import trpo_step, vpg_step
+from optrepro.errors import ConfigError
+from optrepro.rl.onpolicy import OnPolicyConfig, check_onpolicy, fit_value, normalized, train
+from optrepro.rl.sb3 import check_sb3, train_sb3
+from optrepro.papers.trpo_2015.method import trpo_step, vpg_step
 
 ALGOS = ("trpo", "vpg", "sb3_trpo")
 

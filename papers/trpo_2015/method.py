@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from common.rl.policy import flat, kl, set_flat
+from optrepro.rl.policy import flat, kl, set_flat
 
 
 def conjugate_gradient(avp, b: torch.Tensor, iters: int, x0: torch.Tensor | None = None,

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from common.contract import check_common, check_paper
-from common.registry import all_papers
+from optrepro.contract import check_common, check_paper
+from optrepro.registry import all_papers
 from tests.conftest import ROOT, paper_tables, repro_subprocess
 
 pytestmark = pytest.mark.contract
@@ -35,7 +35,7 @@ def test_check_flags_a_broken_paper(tmp_path):
     (repo / "papers" / "lion_2023" / "README.md").unlink()
     (repo / "papers" / "lion_2023" / "experiment.py").write_text(
         (repo / "papers" / "lion_2023" / "experiment.py").read_text() + "\nimport papers.adabelief_2020.method\n")
-    r = repro_subprocess("check", cwd=repo, env={"PYTHONPATH": str(repo)})
+    r = repro_subprocess("check", cwd=repo, env=_env(repo))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "missing papers/lion_2023/README.md" in r.stdout
     assert "imports papers.adabelief_2020" in r.stdout
@@ -44,7 +44,7 @@ def test_check_flags_a_broken_paper(tmp_path):
 def test_repro_new_passes_check_and_smoke(tmp_path):
     """`repro new` makes a package that passes `repro check` and a smoke run, without edits."""
     repo = _copy_repo(tmp_path)
-    env = {"PYTHONPATH": str(repo)}
+    env = _env(repo)
     r = repro_subprocess("new", "sophia_2023", "--family", "second-order", "--title", "Sophia", cwd=repo, env=env)
     assert r.returncode == 0, r.stderr
     assert (repo / "papers" / "sophia_2023" / "method.py").exists()
@@ -67,14 +67,22 @@ def _copy_repo(tmp_path):
     repo.mkdir()
     for d in ("common", "papers", "configs", "envs"):
         shutil.copytree(ROOT / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (tmp_path / "path").mkdir()
+    (tmp_path / "path" / "optrepro").symlink_to(repo / "common")  # what an editable install maps
     return repo
+
+
+def _env(repo):
+    """Import `optrepro` from the copy, not from this checkout's editable install."""
+    return {"PYTHONPATH": str(repo.parent / "path")}
 
 
 def test_paper_readme_results_blocks_match_their_reports():
     """Every paper README's generated block equals what `repro report` writes from reports/ (a stale
     block would show verdicts that are no longer true)."""
-    from common.registry import all_papers
-    from common.report.compare import update_paper_readme
+    from optrepro.registry import all_papers
+    from optrepro.report.compare import update_paper_readme
     stale = []
     for paper in all_papers().values():
         readme = paper.dir / "README.md"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from common.registry import all_papers
-from common.report.compare import config_hash, index, recheck
+from optrepro.registry import all_papers
+from optrepro.report.compare import config_hash, index, recheck
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.contract

@@ -7,8 +7,8 @@ both sides' settings."""
 import pytest
 import torch
 
-from papers.adabelief_2020.method import AdaBelief, adabelief_update
-from papers.lion_2023.method import Lion, lion_update
+from optrepro.papers.adabelief_2020.method import AdaBelief, adabelief_update
+from optrepro.papers.lion_2023.method import Lion, lion_update
 from tests.reference.lockstep import lockstep as _lockstep
 
 pytestmark = pytest.mark.reference

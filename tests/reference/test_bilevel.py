@@ -4,9 +4,9 @@ Neumann series) raise clear errors or are recorded."""
 import pytest
 import torch
 
-from common.bilevel import (ALGORITHMS, IndefiniteHessian, NotConverged, custom_root, implicit, inner_gd,
+from optrepro.bilevel import (ALGORITHMS, IndefiniteHessian, NotConverged, custom_root, implicit, inner_gd,
                             penalty_grads, run, saved_bytes, unrolled)
-from common.bilevel.problems import HyperClean, L2Reg, NonUnique, Quadratic
+from optrepro.bilevel.problems import HyperClean, L2Reg, NonUnique, Quadratic
 
 pytestmark = pytest.mark.reference
 D = torch.float64

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from common.diffusion.guidance import APG, CFG, AdaptiveGuidance, CFGZeroStar, make_rule
-from common.diffusion.mixture import ExactDenoiser, GaussianMixture
-from common.diffusion.process import Process
-from common.diffusion.samplers import sample
-from common.errors import ConfigError
+from optrepro.diffusion.guidance import APG, CFG, AdaptiveGuidance, CFGZeroStar, make_rule
+from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
+from optrepro.diffusion.process import Process
+from optrepro.diffusion.samplers import sample
+from optrepro.errors import ConfigError
 
 pytestmark = pytest.mark.reference
 MIX = GaussianMixture.ring()
@@ -147,7 +147,7 @@ def test_perfect_model_at_scale_1_reproduces_the_conditional(kind, sampler, step
     """Mean log-density under the intended class and each class's mode balance match exact samples within
     4 standard errors, and the sliced W2 to exact samples is within 2x that of a second exact sample; at γ = 4
     the sliced W2 is more than twice as large (the test has power)."""
-    from common.diffusion.metrics import sliced_wasserstein
+    from optrepro.diffusion.metrics import sliced_wasserstein
     labels = torch.arange(4).repeat_interleave(500)
     x, _ = _exact_run(kind, sampler, steps, grid="edm" if sampler == "edm" else "uniform", n=2000)
     ref = MIX.sample(labels, torch.Generator().manual_seed(1))

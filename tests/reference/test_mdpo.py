@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from common.rl.policy import DiagGaussian
-from papers.mdpo_2020.method import kl_weight, mdpo_loss
+from optrepro.rl.policy import DiagGaussian
+from optrepro.papers.mdpo_2020.method import kl_weight, mdpo_loss
 
 pytestmark = pytest.mark.reference
 

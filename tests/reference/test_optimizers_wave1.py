@@ -7,15 +7,15 @@ import warnings
 import pytest
 import torch
 
-from papers.adabound_2019.method import AdaBound, AMSBound
-from papers.adamp_2021.method import SGDP, AdamP
-from papers.cautious_2024.method import CAdamW, CLion, cadamw_update, clion_update
-from papers.diffgrad_2019.method import DiffGrad
-from papers.diffgrad_2019.reference import DiffGradReference
-from papers.dog_2023.method import DoG, LDoG
-from papers.grams_2024.method import Grams
-from papers.schedulefree_2024.method import AdamWScheduleFree, SGDScheduleFree
-from papers.schedulefree_2024.reference import ScheduleFreeReference
+from optrepro.papers.adabound_2019.method import AdaBound, AMSBound
+from optrepro.papers.adamp_2021.method import SGDP, AdamP
+from optrepro.papers.cautious_2024.method import CAdamW, CLion, cadamw_update, clion_update
+from optrepro.papers.diffgrad_2019.method import DiffGrad
+from optrepro.papers.diffgrad_2019.reference import DiffGradReference
+from optrepro.papers.dog_2023.method import DoG, LDoG
+from optrepro.papers.grams_2024.method import Grams
+from optrepro.papers.schedulefree_2024.method import AdamWScheduleFree, SGDScheduleFree
+from optrepro.papers.schedulefree_2024.reference import ScheduleFreeReference
 from tests.reference.lockstep import SHAPES, lockstep
 
 pytestmark = pytest.mark.reference

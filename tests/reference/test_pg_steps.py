@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from common.rl import make_env
-from common.rl.episodes import gpomdp_surrogate, hvp_estimate, sample_episodes
-from common.rl.policy import ActorCritic, flat
-from papers.harpg_2022.method import State, schedule, step
-from papers.polyak_pg_2024.method import PolyakStep
+from optrepro.rl import make_env
+from optrepro.rl.episodes import gpomdp_surrogate, hvp_estimate, sample_episodes
+from optrepro.rl.policy import ActorCritic, flat
+from optrepro.papers.harpg_2022.method import State, schedule, step
+from optrepro.papers.polyak_pg_2024.method import PolyakStep
 
 pytestmark = pytest.mark.reference
 
@@ -49,7 +49,7 @@ def test_harpg_family_steps_follow_their_equations(algo):
     step(algo, pol, params, lambda n: fixed[:1], gamma, g0, st, gen)
 
     def grad_at(theta):
-        from common.rl.policy import set_flat
+        from optrepro.rl.policy import set_flat
         set_flat(rparams, theta)
         return flat(torch.autograd.grad(gpomdp_surrogate(ref, fixed[:1], gamma), rparams)).detach()
 
@@ -71,7 +71,7 @@ def test_harpg_family_steps_follow_their_equations(algo):
         d0 = grad_at(th0)
         th1 = th0 + l0 * unit(d0)
         q = float(torch.rand((), generator=torch.Generator().manual_seed(3)))
-        from common.rl.policy import set_flat
+        from optrepro.rl.policy import set_flat
         set_flat(rparams, q * th1 + (1 - q) * th0)
         v = hvp_estimate(ref, rparams, fixed[:1], gamma, th1 - th0)
         d1 = (1 - e1) * (d0 + v) + e1 * grad_at(th1)

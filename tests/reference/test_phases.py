@@ -3,7 +3,7 @@ against its own step-by-step recursion; the predicted exponents' algebra."""
 import numpy as np
 import pytest
 
-from papers.phases_2024.method import (expected_risk, expected_risk_recursion, phase, plrf, predicted_exponents,
+from optrepro.papers.phases_2024.method import (expected_risk, expected_risk_recursion, phase, plrf, predicted_exponents,
                                        risk, sgd_eigen, sgd_literal, spectrum)
 
 pytestmark = pytest.mark.reference

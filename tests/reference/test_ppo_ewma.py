@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from papers.ppo_ewma_2022.method import EWMAModel, EwmaMoments, adjust, clipped_objective, decay_to_age
+from optrepro.papers.ppo_ewma_2022.method import EWMAModel, EwmaMoments, adjust, clipped_objective, decay_to_age
 
 pytestmark = pytest.mark.reference
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from common.errors import ConfigError
-from common.rl import evaluate, make_env, require_action_space, rollout
-from common.rl.estimators import discounted_returns, gae, gpomdp_gradient
+from optrepro.errors import ConfigError
+from optrepro.rl import evaluate, make_env, require_action_space, rollout
+from optrepro.rl.estimators import discounted_returns, gae, gpomdp_gradient
 
 pytestmark = pytest.mark.reference
 
@@ -115,8 +115,8 @@ def test_a_restored_environment_steps_exactly_like_the_original(env_id):
 
     import torch
 
-    from common import checkpoint
-    from common.rl import make_env
+    from optrepro import checkpoint
+    from optrepro.rl import make_env
     if env_id.startswith("Hopper"):
         pytest.importorskip("mujoco")
     a = make_env(env_id, 0)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from common.rl import make_env
-from common.rl.episodes import gpomdp_surrogate, hvp_estimate, sample_episodes
-from common.rl.estimators import gpomdp_gradient
-from common.rl.policy import ActorCritic, LinearGaussian, TabularSoftmax, flat
+from optrepro.rl import make_env
+from optrepro.rl.episodes import gpomdp_surrogate, hvp_estimate, sample_episodes
+from optrepro.rl.estimators import gpomdp_gradient
+from optrepro.rl.policy import ActorCritic, LinearGaussian, TabularSoftmax, flat
 
 pytestmark = pytest.mark.reference
 
@@ -58,7 +58,7 @@ def test_tabular_estimates_are_exactly_unbiased():
     return J(θ) = Σ_τ p_θ(τ) Σ_t γ^t r_t, computed by autograd (float64)."""
     import itertools
 
-    from common.rl.episodes import Episode
+    from optrepro.rl.episodes import Episode
     gamma, H = 0.9, 3
     mdp = make_env("optrepro/TabularMDP-v0", n_states=2, n_actions=2).unwrapped
     P, R, mu = (torch.as_tensor(x, dtype=torch.float64) for x in (mdp.P, mdp.R, mdp.mu))

@@ -3,8 +3,8 @@ the file and row named."""
 import numpy as np
 import pytest
 
-from common.errors import ConfigError
-from common.scaling import (FitError, bootstrap, chinchilla, chinchilla_frontier, fit_chinchilla, fit_power_law,
+from optrepro.errors import ConfigError
+from optrepro.scaling import (FitError, bootstrap, chinchilla, chinchilla_frontier, fit_chinchilla, fit_power_law,
                             flops_per_token, isoflop_minima, load_runs)
 
 pytestmark = pytest.mark.reference
@@ -98,7 +98,7 @@ def test_bad_data_is_rejected_with_file_and_row(tmp_path):
 
 
 def test_linear_space_fit_and_objective_consistency():
-    from common.scaling import chinchilla_objective
+    from optrepro.scaling import chinchilla_objective
     N, D, L = synthetic(noise=0.0, seed=3)
     f = fit_chinchilla(N, D, L, space="linear", top_k=50)
     assert abs(f.alpha - 0.34) < 1e-2 and abs(f.beta - 0.30) < 1e-2
@@ -113,7 +113,7 @@ def test_linear_space_fit_and_objective_consistency():
 def test_isoflop_from_curves_recovers_the_chinchilla_frontier_exponent():
     """Loss curves L(N, D) of a known Chinchilla law, sampled at log-spaced token counts as a
     sweep logs them: IsoFLOP minima read off the curves follow N* ~ C^(beta/(alpha+beta))."""
-    from common.scaling import isoflop_from_curves
+    from optrepro.scaling import isoflop_from_curves
     Ns = np.geomspace(1e7, 1e10, 16)
     curves = [[(float(d), float(chinchilla(n, d, **TRUE))) for d in np.geomspace(1e8, 3e13, 60)] for n in Ns]
     budgets = np.geomspace(1e19, 1e22, 5)
@@ -127,7 +127,7 @@ def test_isoflop_from_curves_recovers_the_chinchilla_frontier_exponent():
 
 
 def test_interpolated_loss_is_exact_at_evaluations_and_nan_outside():
-    from common.scaling import interpolate_loss
+    from optrepro.scaling import interpolate_loss
     curve = [(100.0, 3.0), (1000.0, 2.0), (10000.0, 1.5)]
     assert interpolate_loss(curve, 1000.0) == 2.0
     assert abs(interpolate_loss(curve, 10 ** 2.5) - 2.5) < 1e-12  # linear in log tokens

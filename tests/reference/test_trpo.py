@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from common.rl import make_env
-from common.rl.onpolicy import normalized
-from common.rl.policy import ActorCritic, flat
-from papers.trpo_2015.method import conjugate_gradient, trpo_step
+from optrepro.rl import make_env
+from optrepro.rl.onpolicy import normalized
+from optrepro.rl.policy import ActorCritic, flat
+from optrepro.papers.trpo_2015.method import conjugate_gradient, trpo_step
 
 pytestmark = pytest.mark.reference
 
@@ -77,7 +77,7 @@ def test_collector_matches_sb3_rollout_buffer():
     returns with time-limit bootstrapping, Pendulum truncates at 200 steps) equals sb3-contrib's buffer."""
     from sb3_contrib import TRPO
 
-    from common.rl.onpolicy import Collector
+    from optrepro.rl.onpolicy import Collector
 
     class Stop(TRPO):
         def train(self):

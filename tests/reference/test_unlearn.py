@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from common.errors import ConfigError
-from common.unlearn import facts as F_
-from common.unlearn import losses as U
-from common.unlearn import metrics as M
-from common.unlearn.lm import LMSpec, build_lm, encode_pairs, seq_logprob, tokenizer
+from optrepro.errors import ConfigError
+from optrepro.unlearn import facts as F_
+from optrepro.unlearn import losses as U
+from optrepro.unlearn import metrics as M
+from optrepro.unlearn.lm import LMSpec, build_lm, encode_pairs, seq_logprob, tokenizer
 
 pytestmark = pytest.mark.reference
 

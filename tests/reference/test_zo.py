@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from common.errors import ConfigError
-from common.zo import ParamSpace, ZOOptimizer, add_, cge, forward_grad, magnitude_masks, perturbed, random_masks, rge
-from common.zo.estimators import selected_coords
-from common.zo.memory import peak_tensor_bytes
+from optrepro.errors import ConfigError
+from optrepro.zo import ParamSpace, ZOOptimizer, add_, cge, forward_grad, magnitude_masks, perturbed, random_masks, rge
+from optrepro.zo.estimators import selected_coords
+from optrepro.zo.memory import peak_tensor_bytes
 
 
 class Quartic(nn.Module):
@@ -85,7 +85,7 @@ def test_two_sided_difference_is_the_directional_derivative_on_a_quadratic():
 
 def test_perturbed_forward_equals_an_explicit_copy_and_leaves_theta_bit_for_bit():
     torch.manual_seed(0)
-    from common.models import tiny_gpt
+    from optrepro.models import tiny_gpt
     model = tiny_gpt(50, 16, d_model=32, n_layer=2, n_head=2)  # tied embeddings: one Parameter, two modules
     ids = torch.randint(0, 50, (3, 16))
     before = [p.detach().clone() for p in model.parameters()]
@@ -257,7 +257,7 @@ def test_peak_tensor_memory_counts_adam_state_and_not_inference():
 
 
 def test_deepzero_layerwise_cge_with_feature_reuse_equals_the_generic_cge():
-    from papers.deepzero_2023.method import cge_layerwise, init_mlp, loss_of, random_coords
+    from optrepro.papers.deepzero_2023.method import cge_layerwise, init_mlp, loss_of, random_coords
     torch.manual_seed(0)
     params = init_mlp([6, 5, 4, 3], seed=0)
     x, y = torch.randn(7, 6), torch.randint(0, 3, (7,))
@@ -286,7 +286,7 @@ def test_deepzero_layerwise_cge_with_feature_reuse_equals_the_generic_cge():
 
 
 def test_next_keyword_examples_are_the_bytes_before_each_statement_keyword():
-    from common.zo.prompt import KEYWORDS, _keyword_examples
+    from optrepro.zo.prompt import KEYWORDS, _keyword_examples
     text = b"class A:\n    def f(self):\n        if x:\n            return 1\n        self.y = 2\n        returned = 3\n"
     ex = _keyword_examples(text, 8)
     # 'def ', 'if ', 'return ', 'self.' start statements; 'returned' does not
@@ -296,7 +296,7 @@ def test_next_keyword_examples_are_the_bytes_before_each_statement_keyword():
 
 
 def test_prompt_task_is_balanced_and_no_test_or_dev_prompt_is_a_training_prompt():
-    from common.zo.prompt import TaskSpec, prompt_data
+    from optrepro.zo.prompt import TaskSpec, prompt_data
     d = prompt_data(TaskSpec(train_per_class=20, dev_per_class=5, test_per_class=20), seed=0)
     assert torch.bincount(d.y_train).tolist() == [20] * 4 and torch.bincount(d.y_test).tolist() == [20] * 4
     assert d.verbalizer.tolist() == [ord(c) for c in "risd"] and d.x_train.shape[1] == 48
@@ -308,7 +308,7 @@ def test_deepzero_rge_is_unbiased_on_a_linear_loss_direction():
     """For L = cross-entropy the one-sided estimate is biased by O(μ); with μ tiny its mean over many
     queries must match the autograd gradient within the sampling error (the d_t scaling is what makes
     the per-tensor sphere directions unbiased)."""
-    from papers.deepzero_2023.method import init_mlp, loss_of, rge_mlp
+    from optrepro.papers.deepzero_2023.method import init_mlp, loss_of, rge_mlp
     params = [tuple(t.double() for t in pair) for pair in init_mlp([5, 4, 3], seed=0)]
     x, y = torch.randn(9, 5, dtype=torch.float64), torch.randint(0, 3, (9,))
     leaves = [(W.clone().requires_grad_(), b.clone().requires_grad_()) for W, b in params]
@@ -324,7 +324,7 @@ def test_deepzero_rge_is_unbiased_on_a_linear_loss_direction():
 
 
 def test_zo_bench_measures_mezo_at_inference_memory_and_adam_above_it():
-    from common.zo import bench
+    from optrepro.zo import bench
     spec = {"d_model": 32, "n_layer": 2, "n_head": 2, "context": 16, "batch": 2}
     rows = bench.run(modes=("inference", "zo_sgd", "fo_adam"), spec=spec, reps=1, rss=False)
     by = {r["mode"]: r for r in rows}

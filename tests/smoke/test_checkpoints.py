@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from common import checkpoint
+from optrepro import checkpoint
 
 pytestmark = pytest.mark.smoke
 P, T, ROW = "adabelief_2020", "cifar10", "adam_mnist1d"
@@ -136,7 +136,7 @@ def test_out_that_is_a_file_or_not_writable_exits_2(cli, tmp_path, monkeypatch):
 
 
 def test_paper_yaml_without_title_or_family_does_not_run(cli, tmp_path, monkeypatch):
-    import common.registry as reg
+    import optrepro.registry as reg
     load = reg._load_meta
     monkeypatch.setattr(reg, "_load_meta", lambda p: {k: v for k, v in load(p).items()
                                                       if not (p.parent.name == P and k in ("title", "family"))})

@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from common.registry import get_paper
-from common.run import plan, run_jobs
+from optrepro.registry import get_paper
+from optrepro.run import plan, run_jobs
 from tests.conftest import ROOT, repro_subprocess
 
 pytestmark = pytest.mark.smoke
@@ -96,7 +96,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (ckpt.parents[1] / "result.json").exists()
     # the checkpoint is plain tensors and numbers (loads with weights_only=True) behind a checksum
-    from common.checkpoint import load_file
+    from optrepro.checkpoint import load_file
     step = load_file(ckpt)["step"]
     assert 0 < step < 800
     r = repro_subprocess(*RESUME_ARGS, "--out", out, "--resume")
@@ -199,7 +199,7 @@ def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table
 def test_runs_use_the_same_thread_count_whatever_jobs(tmp_path, monkeypatch):
     """Float reductions depend on torch's thread count: an in-process run (--jobs 1) must use
     REPRO_THREADS like a pool worker does, or a seed's numbers depend on --jobs."""
-    from common.run import execute
+    from optrepro.run import execute
     monkeypatch.delenv("REPRO_THREADS", raising=False)
     before = torch.get_num_threads()
     try:

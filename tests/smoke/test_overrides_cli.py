@@ -75,8 +75,8 @@ def test_unsupported_override_syntax_exits_2(cli, tmp_path, args, needle):
 
 
 def test_a_mini_compare_does_not_replace_a_committed_full_report(tmp_path, monkeypatch):
-    from common.registry import get_paper
-    from common.report import compare as cmp
+    from optrepro.registry import get_paper
+    from optrepro.report import compare as cmp
     monkeypatch.setattr(cmp, "ROOT", tmp_path)
     (tmp_path / "reports" / P).mkdir(parents=True)
     paper = get_paper(P)

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from common import checkpoint
-from common.config import run_rows
-from common.registry import all_papers
+from optrepro import checkpoint
+from optrepro.config import run_rows
+from optrepro.registry import all_papers
 from tests.conftest import paper_tables
 
 pytestmark = pytest.mark.smoke

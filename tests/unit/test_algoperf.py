@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from common.optim import algoperf
+from optrepro.optim import algoperf
 
 pytestmark = pytest.mark.unit
 

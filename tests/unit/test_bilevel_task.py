@@ -2,8 +2,8 @@
 whose every point fails says why, and results carry the inner residual."""
 import pytest
 
-from common.errors import ConfigError, DataMissing
-from common.tasks import bilevel
+from optrepro.errors import ConfigError, DataMissing
+from optrepro.tasks import bilevel
 
 pytestmark = pytest.mark.unit
 

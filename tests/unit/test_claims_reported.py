@@ -1,8 +1,8 @@
 import pytest
 
-from common.config import parse_table
-from common.report import claims
-from common.report.reported import load
+from optrepro.config import parse_table
+from optrepro.report import claims
+from optrepro.report.reported import load
 
 pytestmark = pytest.mark.unit
 

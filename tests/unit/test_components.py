@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from common.optim.base import set_mode
+from optrepro.optim.base import set_mode
 
-from common import data, models
-from common.errors import ConfigError, DataMissing
-from common.io import atomic_write_text
-from common.optim import OptimConfig, build_optimizer, lr_factor, registry
+from optrepro import data, models
+from optrepro.errors import ConfigError, DataMissing
+from optrepro.io import atomic_write_text
+from optrepro.optim import OptimConfig, build_optimizer, lr_factor, registry
 
 pytestmark = pytest.mark.unit
 
@@ -95,7 +95,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 
     def crash(fd):  # the new bytes are written, the sync before the rename fails
         raise OSError("disk gone")
-    monkeypatch.setattr("common.io.os.fsync", crash)
+    monkeypatch.setattr("optrepro.io.os.fsync", crash)
     with pytest.raises(OSError, match="disk gone"):
         atomic_write_text(p, "new")
     assert p.read_text() == "old"

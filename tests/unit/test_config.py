@@ -1,9 +1,9 @@
 import pytest
 
-from common.config import BaseConfig, build_config, parse_table
-from common.overrides import parse as parse_overrides
-from common.errors import ConfigError
-from common.tasks.classify import ClassifyConfig
+from optrepro.config import BaseConfig, build_config, parse_table
+from optrepro.overrides import parse as parse_overrides
+from optrepro.errors import ConfigError
+from optrepro.tasks.classify import ClassifyConfig
 
 pytestmark = pytest.mark.unit
 

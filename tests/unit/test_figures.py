@@ -5,8 +5,8 @@ import json
 import matplotlib
 import pytest
 
-from common.registry import get_paper
-from common.report.compare import _draw, zoomed_limits
+from optrepro.registry import get_paper
+from optrepro.report.compare import _draw, zoomed_limits
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit

@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from common.optim import registry, resolve
-from common.optim.base import set_mode
+from optrepro.optim import registry, resolve
+from optrepro.optim.base import set_mode
 
 PAPER_OPTIMIZERS = sorted(n for n, t in registry().items() if isinstance(t, str))
 
@@ -325,8 +325,8 @@ def test_non_contiguous_layouts_match_contiguous_and_stay_compiled(name, layout,
 
 
 def test_create_optimizer_by_name_is_case_insensitive():
-    from common.errors import ConfigError
-    from common.optim import create_optimizer
+    from optrepro.errors import ConfigError
+    from optrepro.optim import create_optimizer
     p = [torch.nn.Parameter(torch.zeros(3))]
     opt = create_optimizer("Lion", p, lr=1e-4, weight_decay=0.1)
     assert type(opt) is resolve("lion") and opt.param_groups[0]["lr"] == 1e-4
@@ -342,13 +342,13 @@ def test_a_name_registered_twice_is_a_check_problem_not_a_silent_replacement(mon
     resolves to neither."""
     from types import SimpleNamespace
 
-    import common.registry
-    from common.contract import check_all
-    from common.errors import ConfigError
-    real = common.registry.all_papers()
+    import optrepro.registry
+    from optrepro.contract import check_all
+    from optrepro.errors import ConfigError
+    real = optrepro.registry.all_papers()
     fake = SimpleNamespace(pid="newlion_2026", meta={"optimizers": {"Lion": "torch.optim:SGD", "NewOpt": "torch.optim:SGD"}})
-    monkeypatch.setattr(common.registry, "all_papers", lambda: {**real, fake.pid: fake})
-    from common.optim import problems
+    monkeypatch.setattr(optrepro.registry, "all_papers", lambda: {**real, fake.pid: fake})
+    from optrepro.optim import problems
     errs = problems()
     assert any("'lion' is registered by lion_2023 and newlion_2026" in e for e in errs), errs
     assert any("'NewOpt' must be lower case" in e for e in errs), errs

@@ -2,8 +2,8 @@
 identity (`<row>@<hash>`) it gives a run."""
 import pytest
 
-from common import overrides as ov
-from common.errors import UsageError
+from optrepro import overrides as ov
+from optrepro.errors import UsageError
 
 pytestmark = pytest.mark.unit
 

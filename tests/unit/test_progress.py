@@ -1,7 +1,7 @@
 """Sweep-level progress lines: count, percentage, elapsed time and an ETA from the mean run time."""
 import pytest
 
-from common.run import SweepProgress
+from optrepro.run import SweepProgress
 
 pytestmark = pytest.mark.unit
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from common.config import expand_grid, parse_table
-from common.errors import ConfigError, DataMissing
-from common.scaling import load_sweep
+from optrepro.config import expand_grid, parse_table
+from optrepro.errors import ConfigError, DataMissing
+from optrepro.scaling import load_sweep
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,15 @@ def test_resume_skips_finished_points_and_reruns_changed_ones(cli, tmp_path):
     first = [json.loads(p.read_text())["meta"]["finished"] + str(p.stat().st_mtime_ns) for p in res]
     assert cli(*args, "--resume")[0] == 0  # nothing changed: both reused
     assert [json.loads(p.read_text())["meta"]["finished"] + str(p.stat().st_mtime_ns) for p in res] == first
-    assert cli(*args, "--resume", "eval_batches=3")[0] == 0  # the config changed: both rerun
+    # overrides make other runs (<row>@<hash>/): the plain ones stay as they are
+    assert cli(*args, "--resume", "eval_batches=3")[0] == 0
+    assert len(list(tmp_path.glob("steplaw_2025/sweep/smoke/*@*/seed0/result.json"))) == 2
+    assert [json.loads(p.read_text())["meta"]["finished"] + str(p.stat().st_mtime_ns) for p in res] == first
+    # a run whose stored config differs from today's (the table's yaml changed since): rerun
+    for p in res:
+        cfg = p.with_name("config.yaml")
+        cfg.write_text(cfg.read_text().replace("eval_batches:", "eval_batches: 99\nold_eval_batches:", 1))
+    assert cli(*args, "--resume")[0] == 0
     after = [json.loads(p.read_text())["meta"]["finished"] + str(p.stat().st_mtime_ns) for p in res]
     assert all(a != b for a, b in zip(after, first))
 

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from common.config import parse_table, run_rows
-from common.data.core import Split
-from common.errors import ConfigError, UsageError
-from common.report import claims
-from common.report.compare import apply_tuning
+from optrepro.config import parse_table, run_rows
+from optrepro.data.core import Split
+from optrepro.errors import ConfigError, UsageError
+from optrepro.report import claims
+from optrepro.report.compare import apply_tuning
 
 pytestmark = pytest.mark.unit
 
