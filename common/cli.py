@@ -250,6 +250,9 @@ def cmd_run(a):
     print(f"repro: {paper.pid}/{table} at {a.scale} scale: {len(jobs)} runs "
           f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds{sets}) "
           f"-> {a.out}/{paper.pid}/{table}/{a.scale}/", flush=True)
+    if a.jobs > 1 and a.launcher == "local":
+        print(f"repro: --jobs {a.jobs} runs each job in a fresh process, which imports torch and compiles its "
+              f"fused optimizer steps again (seconds each): it pays off for runs longer than that", flush=True)
     for o in override_sets:
         if o:
             print(f"repro: overrides {ov.describe(o)} -> runs <row>{ov.variant(o)}/", flush=True)

@@ -128,11 +128,17 @@ def flat(overrides: dict, prefix: str = "") -> dict:
     return out
 
 
+NEUTRAL = ("tracker", "ckpt_every")
+"""Keys that change how a run is logged or checkpointed, never its numbers: not part of its identity
+(`tracker=wandb` writes the same run directory as the plain run; result.json still records them)."""
+
+
 def variant(overrides: dict) -> str:
     """'' for no overrides, else '@' + 8 hex digits of the canonical overrides (a run-dir suffix)."""
-    if not overrides:
+    keyed = {k: v for k, v in flat(overrides).items() if k not in NEUTRAL}
+    if not keyed:
         return ""
-    canon = json.dumps(flat(overrides), sort_keys=True, default=str)
+    canon = json.dumps(keyed, sort_keys=True, default=str)
     return "@" + hashlib.sha256(canon.encode()).hexdigest()[:8]
 
 

@@ -197,14 +197,15 @@ def plan(paper, table: str, spec: TableSpec, scale: str, seeds=None, rows=None, 
             layers = row_layers(spec, where, scale, row, overrides or {}) + [("seed", {"seed": int(seed)})]
             cfg = build_config(cls, layers)
             check_numbers(cfg, f"{where} row {row}")
-            check_device(cfg, f"{where} row {row}")
             jobs.append(Job(paper.pid, table, scale, row, int(seed), cfg,
                             Path(out) / paper.pid / table / scale / (row + variant) / f"seed{seed}", resume,
                             overrides=overrides or {}))
     preflight = paper.preflight_fn(spec)
-    if preflight is not None:
+    if preflight is not None:  # missing data first: it is needed whatever the machine
         for cfg in {id(j.cfg): j.cfg for j in jobs}.values():
             preflight(cfg)
+    for j in jobs:
+        check_device(j.cfg, f"{where} row {j.row}")
     return jobs
 
 

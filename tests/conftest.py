@@ -37,6 +37,12 @@ def cli(capsys):
     return run
 
 
+def row_dir(row: str, *overrides: str) -> str:
+    """The run-directory name of `row` run with these command-line overrides (`<row>@<hash>`)."""
+    from optrepro.overrides import parse, variant
+    return row + variant(parse([o for o in overrides if "=" in o])[0])
+
+
 def repro_subprocess(*args, cwd=ROOT, env=None, **kw):
     """The real `repro` executable (a few tests only: the rest run in-process)."""
     e = dict(os.environ, **(env or {}))

@@ -18,7 +18,7 @@ def make_env(env_id: str, seed: int | None = None, **kwargs):
     import gymnasium as gym
     if env_id not in gym.registry:
         raise ConfigError(f"environment '{env_id}' is not registered{closest(env_id, gym.registry.keys())}; "
-                          "optrepro ids: " + ", ".join(envs.IDS))
+                          "optrepro ids: " + ", ".join(optrepro.envs.IDS))
     try:
         env = gym.make(env_id, **kwargs)
     except (gym.error.DependencyNotInstalled, ImportError) as e:

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from optrepro import checkpoint
+from tests.conftest import row_dir
 
 pytestmark = pytest.mark.smoke
 P, T, ROW = "adabelief_2020", "cifar10", "adam_mnist1d"
@@ -16,7 +17,7 @@ ARGS = ("run", P, T, "--scale", "smoke", "--rows", ROW, "train.steps=40", "ckpt_
 
 
 def _run_dir(out, seed=0):
-    return out / P / T / "smoke" / ROW / f"seed{seed}"
+    return out / P / T / "smoke" / row_dir(ROW, *ARGS) / f"seed{seed}"
 
 
 def _metrics(out, seed=0):
@@ -76,7 +77,7 @@ def test_sigterm_in_an_rl_loop_checkpoints_and_resume_matches(cli, tmp_path, mon
     args = ("run", "trpo_2015", "learning_curves", "--scale", "smoke", "--rows", "trpo_cartpole",
             "total_steps=12800", "n_steps=256", "eval_every=2560")
     assert cli(*args, "--out", tmp_path / "ref")[0] == 0
-    run_dir = tmp_path / "t" / "trpo_2015" / "learning_curves" / "smoke" / "trpo_cartpole" / "seed0"
+    run_dir = tmp_path / "t" / "trpo_2015" / "learning_curves" / "smoke" / row_dir("trpo_cartpole", *args) / "seed0"
     checkpoint.reset_fault()
     monkeypatch.setenv("REPRO_FAULT", "sigterm-halfway")
     code, _, err = cli(*args, "--out", tmp_path / "t")

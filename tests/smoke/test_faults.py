@@ -8,7 +8,7 @@ import torch
 
 from optrepro.registry import get_paper
 from optrepro.run import plan, run_jobs
-from tests.conftest import ROOT, repro_subprocess
+from tests.conftest import ROOT, repro_subprocess, row_dir
 
 pytestmark = pytest.mark.smoke
 P, T = "adabelief_2020", "cifar10"
@@ -70,10 +70,11 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 RESUME_ARGS = ("run", P, T, "--scale", "smoke", "--rows", "adam_mnist1d", "train.steps=800", "ckpt_every=20",
                "train.eval_every=200")
+RESUME_DIR = row_dir("adam_mnist1d", *RESUME_ARGS)
 
 
 def _final(out):
-    res = json.loads((out / P / T / "smoke" / "adam_mnist1d" / "seed0" / "result.json").read_text())
+    res = json.loads((out / P / T / "smoke" / RESUME_DIR / "seed0" / "result.json").read_text())
     assert res["status"] == "ok", res
     return res["metrics"]
 
@@ -82,7 +83,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     ref = repro_subprocess(*RESUME_ARGS, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
-    ckpt = out / P / T / "smoke" / "adam_mnist1d" / "seed0" / "checkpoint" / "last.pt"
+    ckpt = out / P / T / "smoke" / RESUME_DIR / "seed0" / "checkpoint" / "last.pt"
     from tests.conftest import REPRO, ROOT
     import subprocess
     proc = subprocess.Popen([str(REPRO), *RESUME_ARGS, "--out", str(out)], cwd=ROOT,
@@ -103,7 +104,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert _final(out) == _final(tmp_path / "ref")  # bit for bit
     # the resumed log has no duplicated or missing records: identical to the uninterrupted run's
-    ref_log = (tmp_path / "ref" / P / T / "smoke" / "adam_mnist1d" / "seed0" / "metrics.jsonl").read_text()
+    ref_log = (tmp_path / "ref" / P / T / "smoke" / RESUME_DIR / "seed0" / "metrics.jsonl").read_text()
     assert (ckpt.parents[1] / "metrics.jsonl").read_text() == ref_log
 
 
@@ -111,8 +112,8 @@ def test_sigterm_checkpoints_and_resume_finishes(tmp_path):
     import subprocess
     from tests.conftest import REPRO, ROOT
     out = tmp_path / "t"
-    run_dir = out / P / T / "smoke" / "adam_mnist1d" / "seed0"
-    args = [a for a in RESUME_ARGS if a != "ckpt_every=50"]
+    run_dir = out / P / T / "smoke" / RESUME_DIR / "seed0"
+    args = list(RESUME_ARGS)
     proc = subprocess.Popen([str(REPRO), *args, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     t0 = time.time()
@@ -136,7 +137,7 @@ def test_wandb_offline_keeps_jsonl(cli, tmp_path, monkeypatch):
     code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--rows", "adam", "--out", tmp_path / "runs",
                          "tracker=wandb")
     assert code == 0, err
-    run_dir = tmp_path / "runs" / P / "toy2d" / "smoke" / "adam" / "seed0"
+    run_dir = tmp_path / "runs" / P / "toy2d" / "smoke" / row_dir("adam", "tracker=wandb") / "seed0"
     assert json.loads((run_dir / "result.json").read_text())["status"] == "ok"
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 2
     assert list(run_dir.rglob("offline-run-*")), "wandb wrote no offline run"
@@ -154,7 +155,9 @@ def test_slurm_launcher_through_submitit_local_executor(cli, tmp_path, monkeypat
 
 def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     assert cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "a")[0] == 0
-    assert cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "b", "--jobs", "2")[0] == 0
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "b", "--jobs", "2")
+    assert code == 0 and "fresh process" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("  [")] == ["[1/3", "[2/3", "[3/3"]
     for row in ("adabelief", "adam", "sgdm"):
         a, b = (json.loads((tmp_path / d / P / "toy2d" / "smoke" / row / "seed0" / "result.json").read_text())
                 for d in ("a", "b"))

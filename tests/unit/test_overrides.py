@@ -49,3 +49,6 @@ def test_variant_is_canonical_and_empty_without_overrides():
     assert ov.variant(a) == ov.variant(b) and ov.variant(a).startswith("@") and len(ov.variant(a)) == 9
     assert ov.variant(a) != ov.variant(ov.parse(["optim.lr=0.2", "optim.name=lion"])[0])
     assert ov.describe(a) == "optim.lr=0.1 optim.name=lion"
+    # logging and checkpointing keys do not make another run
+    assert ov.variant(ov.parse(["tracker=wandb", "ckpt_every=5"])[0]) == ""
+    assert ov.variant(ov.parse(["tracker=wandb", "optim.lr=0.1", "optim.name=lion"])[0]) == ov.variant(a)
