@@ -266,10 +266,13 @@ def cmd_run(a):
         desc = ", ".join(f"{m}={ms[m]:.4g}" for m in main if isinstance(ms[m], (int, float)))
         extra = f" step {r['step']}" if "step" in r else ""
         err = f" ({r.get('error', '')})" if r.get("status") != "ok" else ""
-        print(f"  {sweep.tick()} {r.get('status', '?'):<8} {job.row}{job.variant}/seed{job.seed}{extra}  "
-              f"{desc}{err}", flush=True)
+        sweep.emit(f"  {sweep.tick()} {r.get('status', '?'):<8} {job.row}{job.variant}/seed{job.seed}{extra}  "
+                   f"{desc}{err}")
 
-    results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show, slurm=slurm)
+    try:
+        results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show, slurm=slurm)
+    finally:
+        sweep.close()
     failed = [r for r in results if r.get("status") == "failed"]
     div = [r for r in results if r.get("status") == "diverged"]
     if hasattr(paper.experiment, "report_extra") and len(results) > len(failed) and len(override_sets) == 1:

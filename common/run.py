@@ -80,7 +80,7 @@ class RunContext:
         disable = (not self.show_progress or os.environ.get("REPRO_PROGRESS") == "0"
                    or not sys.stderr.isatty())
         self._bar = tqdm(total=total, initial=initial, disable=disable, leave=False,
-                         desc=self.dir.parent.name, dynamic_ncols=True)
+                         desc=self.dir.parent.name, dynamic_ncols=True, position=1)
         return self._bar
 
     # -- checkpoints
@@ -303,13 +303,33 @@ def execute(job: Job) -> dict:
 
 class SweepProgress:
     """Sweep-level progress as plain lines (they read the same in a terminal, a log file and a Slurm
-    job's output, whatever --jobs is): `[3/12 25%, 41 s, ETA 2 min]` as each run finishes."""
+    job's output, whatever --jobs is): `[3/12 25%, 41 s, ETA 2 min]` as each run finishes. On a
+    terminal a sweep bar (rows x seeds) also sits under the lines, above each run's own bar."""
 
-    def __init__(self, total: int, clock=time.monotonic):
+    def __init__(self, total: int, clock=time.monotonic, bar: bool | None = None):
         self.total, self.done, self.clock, self.t0 = total, 0, clock, clock()
+        if bar is None:
+            bar = sys.stderr.isatty() and os.environ.get("REPRO_PROGRESS") != "0" and total > 1
+        self.bar = None
+        if bar:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc="sweep", unit="run", position=0, dynamic_ncols=True)
+
+    def emit(self, line: str) -> None:
+        """Print a line above the bars (a plain print when there are none)."""
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def tick(self) -> str:
         self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
         el = self.clock() - self.t0
         left = el / self.done * (self.total - self.done)
         eta = "done" if self.done >= self.total else f"ETA {_dur(left)}"

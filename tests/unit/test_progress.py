@@ -19,6 +19,16 @@ def test_progress_lines_count_runs_and_estimate_the_rest():
     assert p.tick() == "[4/4 100%, 4.0 h, done]"
 
 
+def test_on_a_terminal_a_sweep_bar_counts_runs_under_the_same_lines(capsys):
+    p = SweepProgress(3, bar=True)
+    try:
+        p.emit(f"  {p.tick()} ok adam/seed0")
+        assert p.bar.n == 1 and p.bar.total == 3
+    finally:
+        p.close()
+    assert "[1/3 33%" in capsys.readouterr().out  # tqdm.write prints the line to stdout
+
+
 def test_run_prints_one_progress_line_per_finished_run(cli, tmp_path):
     code, out, err = cli("run", "adabelief_2020", "toy2d", "--scale", "smoke", "--out", tmp_path, "--rows", "adam,sgdm")
     assert code == 0
