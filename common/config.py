@@ -216,6 +216,8 @@ class PlotSpec:
     metric: str = ""
     x: str = "step"
     logy: bool = False
+    logx: bool = False
+    """Curves: a log-scaled x axis (iterations spanning decades)."""
     xlabel: str = ""
     """Axis labels; default: the x key and the metric's label."""
     ylabel: str = ""

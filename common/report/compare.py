@@ -456,6 +456,8 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
                         va="top", fontsize=7, color="gray")
     if p.logy:
         ax.set_yscale("log")
+    if p.logx and p.kind == "curve":
+        ax.set_xscale("log")
     ax.set_ylabel(p.ylabel or (spec.metrics[metric].label or metric if metric in spec.metrics else metric))
     ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds"
                  f"{', bars: mean ± std' if p.kind != 'curve' else ', mean ± std'})", fontsize=10)

@@ -194,6 +194,8 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("slug_2024", "qa", "slug", "method=sluggish", "method 'sluggish' unknown"),
     ("ema_scaling_2023", "digits", "k8_scaled", "steps=100", "must be a multiple of kappa x evals"),
     ("ema_scaling_2023", "digits", "k8_scaled", "ema=1.5", "ema must be in [0, 1]"),
+    ("lr_perceptron_2024", "separable", "g1", "gamma=0.0", "gamma must be > 0"),
+    ("lr_perceptron_2024", "separable", "g1", "margin=1.5", "margin must be in (0, 1)"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
