@@ -64,11 +64,11 @@ def sample_stream(n: int, total: int, seed: int) -> torch.Tensor:
 
 def _train(cfg, split, init: dict, kappa: int, scale_ema: bool, ctx, name: str) -> dict:
     h = scaled_hyperparameters(cfg.batch, cfg.lr, cfg.steps, cfg.ema, kappa, scale_ema)
-    model = models.build(cfg.model, split.in_shape, split.num_classes)
+    model = models.build(cfg.model, split.in_shape, split.num_classes).to(cfg.device)
     model.load_state_dict(init)
     opt = torch.optim.SGD(model.parameters(), lr=h.lr)
     ema = ModelEMA(model, h.momentum)
-    stream = sample_stream(len(split.x_train), cfg.batch * cfg.steps, cfg.seed)
+    stream = sample_stream(len(split.x_train), cfg.batch * cfg.steps, cfg.seed).to(cfg.device)
     every = h.steps // cfg.evals
     curve = {"samples": [], "ema_loss": [], "target_loss": []}
     final = {}
@@ -92,6 +92,9 @@ def _train(cfg, split, init: dict, kappa: int, scale_ema: bool, ctx, name: str) 
 
 def run(cfg: EMAScalingConfig, ctx) -> dict:
     split = data_mod.load(cfg.dataset, seed=cfg.seed)
+    if cfg.device != "cpu":
+        for k in ("x_train", "y_train", "x_test", "y_test"):
+            setattr(split, k, getattr(split, k).to(cfg.device))
     init = models.build(cfg.model, split.in_shape, split.num_classes).state_dict()
     ref = _train(cfg, split, init, 1, True, ctx, "reference")
     var = ref if cfg.kappa == 1 else _train(cfg, split, init, cfg.kappa, cfg.scale_ema, ctx, "scaled")
