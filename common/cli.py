@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-dirty", action="store_true",
                    help="write into reports/ even from uncommitted code (the report says it is not clean)")
 
-    sub.add_parser("report", help="regenerate reports/README.md and every paper README's results block")
+    sub.add_parser("report", help="regenerate reports/README.md, every paper README's results block and the "
+                                  "bar figures (from the report JSONs)")
 
     s = sub.add_parser("new", help="copy papers/_template for a new paper")
     s.add_argument("pid")
@@ -330,9 +331,11 @@ def cmd_compare(a):
 
 def cmd_report(a):
     from optrepro.registry import all_papers
-    from optrepro.report.compare import index, update_paper_readme
+    from optrepro.report.compare import index, redraw_bar_figure, update_paper_readme
     for paper in all_papers().values():
         update_paper_readme(paper)
+        for t in paper.tables:
+            redraw_bar_figure(paper, t)
     print(index())
     return 0
 

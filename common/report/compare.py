@@ -466,6 +466,21 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def redraw_bar_figure(paper, table: str, reports_dir: Path | None = None) -> Path | None:
+    """Redraw a bar-kind table's committed figure from its report JSON (a bar figure shows only the
+    stored means and stds, so it is a function of the JSON: `repro report` keeps it in today's style).
+    None for curve figures (they need the runs' logs) and tables without a report."""
+    reports_dir = Path(reports_dir or ROOT / "reports")
+    j = reports_dir / paper.pid / f"{table}.json"
+    spec = paper.load_table(table)
+    if spec.plot.kind == "curve" or not j.exists():
+        return None
+    doc = json.loads(j.read_text())
+    png = j.with_suffix(".png")
+    _figure(doc, spec, {}, None, paper.pid, table, doc["scale"], png)
+    return png
+
+
 def update_paper_readme(paper, reports_dir: Path | None = None) -> bool:
     """Rewrite the generated block of papers/<pid>/README.md from the paper's report JSONs."""
     reports_dir = Path(reports_dir or ROOT / "reports")

@@ -40,3 +40,16 @@ def test_bar_figure_has_a_colour_per_row_error_bars_and_a_zoomed_axis():
         assert ax.get_ylim() == pytest.approx(lim) if lim else ax.get_ylim()[0] <= 0
     finally:
         plt.close(fig)
+
+
+def test_a_bar_figure_is_redrawn_from_its_report_json_alone(tmp_path):
+    import shutil
+
+    from optrepro.report.compare import redraw_bar_figure
+    (tmp_path / "adabelief_2020").mkdir()
+    shutil.copy(ROOT / "reports/adabelief_2020/cifar10.json", tmp_path / "adabelief_2020/cifar10.json")
+    shutil.copy(ROOT / "reports/adabelief_2020/toy2d.json", tmp_path / "adabelief_2020/toy2d.json")
+    paper = get_paper("adabelief_2020")
+    png = redraw_bar_figure(paper, "cifar10", tmp_path)
+    assert png == tmp_path / "adabelief_2020/cifar10.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert redraw_bar_figure(paper, "toy2d", tmp_path) is None  # a curve figure needs the runs
