@@ -436,7 +436,8 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
         ax.set_xlabel(p.xlabel or p.x)
         ax.legend(fontsize=8)
     else:
-        rows = [r for r in doc["rows"] if metric in doc["rows"][r]["metrics"]]
+        points = getattr(spec, "tune_parent", {}) or {}
+        rows = [r for r in doc["rows"] if metric in doc["rows"][r]["metrics"] and r not in points]
         means = [doc["rows"][r]["metrics"][metric]["mean"] for r in rows]
         sds = [doc["rows"][r]["metrics"][metric]["std"] for r in rows]
         colors = [f"C{i % 10}" for i in range(len(rows))]

@@ -53,3 +53,17 @@ def test_a_bar_figure_is_redrawn_from_its_report_json_alone(tmp_path):
     png = redraw_bar_figure(paper, "cifar10", tmp_path)
     assert png == tmp_path / "adabelief_2020/cifar10.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert redraw_bar_figure(paper, "toy2d", tmp_path) is None  # a curve figure needs the runs
+
+
+def test_a_tuned_tables_bar_figure_shows_its_rows_not_every_grid_point():
+    import matplotlib.pyplot as plt
+    doc = json.loads((ROOT / "reports" / "dog_2023" / "vs_tuned_sgd.json").read_text())
+    spec = get_paper("dog_2023").load_table("vs_tuned_sgd")
+    fig, ax = plt.subplots()
+    try:
+        _draw(ax, doc, spec, {}, None, "dog_2023", "vs_tuned_sgd", doc["scale"], spec.plot, spec.plot.metric)
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+    finally:
+        plt.close(fig)
+    assert labels and not any("@" in x for x in labels)
+    assert set(labels) == {r for r in doc["rows"] if "@" not in r and spec.plot.metric in doc["rows"][r]["metrics"]}
