@@ -189,13 +189,13 @@ def _last_verdicts(pid: str, table: str) -> dict:
     """claim id -> 'PASS: detail (mini, 2026-11-30)' from the committed report; '' -> its path."""
     import json
     from optrepro import ROOT
-    from optrepro.report.compare import ICON
+    from optrepro.report.compare import verdict_label
     j = ROOT / "reports" / pid / f"{table}.json"
     if not j.exists():
         return {"": "none committed yet"}
     doc = json.loads(j.read_text())
-    out = {c["id"]: f"{ICON[c['verdict']]}{' (saturated)' if c.get('saturated') else ''}: {c.get('detail', '')} "
-                    f"({doc['scale']}, {doc.get('generated', '?')})" for c in doc.get("claims", [])}
+    out = {c["id"]: f"{verdict_label(c)}: {c.get('detail', '')} ({doc['scale']}, {doc.get('generated', '?')})"
+           for c in doc.get("claims", [])}
     out[""] = f"reports/{pid}/{table}.md ({doc['scale']} scale, generated {doc.get('generated', '?')})"
     return out
 
@@ -214,9 +214,11 @@ def _slurm_options(a) -> dict:
         return {}
     from optrepro.run import slurm_cluster
     slurm_cluster()  # no sbatch and no REPRO_SUBMITIT_CLUSTER: exit 2 before anything runs
-    for flag in ("--gpus", "--mem-gb", "--timeout-min"):
-        if flag in given and not given[flag] > (0 if flag != "--gpus" else -1):
-            raise UsageError(f"{flag} must be {'>= 0' if flag == '--gpus' else '> 0'}, got {given[flag]}")
+    if given.get("--gpus", 0) < 0:
+        raise UsageError(f"--gpus must be >= 0, got {given['--gpus']}")
+    for flag in ("--mem-gb", "--timeout-min"):
+        if flag in given and not given[flag] > 0:
+            raise UsageError(f"{flag} must be > 0, got {given[flag]}")
     names = {"--partition": "slurm_partition", "--gpus": "gpus_per_node", "--mem-gb": "mem_gb",
              "--timeout-min": "timeout_min"}
     return {names[k]: v for k, v in given.items()}

@@ -111,12 +111,10 @@ def create_optimizer(name: str, params, **kwargs) -> torch.optim.Optimizer:
     """`create_optimizer("Lion", model.parameters(), lr=1e-4)`: any registered optimizer by name
     (case-insensitive; `repro list --optimizers` lists them) with its own constructor arguments."""
     cls = resolve(name)
-    sig = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
-        unknown = [k for k in kwargs if k not in sig]
-        if unknown:
-            valid = [p for p in sig if p not in ("self", "params")]
-            raise TypeError(f"{name}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
+    unknown = [] if takes_any else [k for k in kwargs if k not in arguments(cls)]
+    if unknown:
+        raise TypeError(f"{name}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(arguments(cls))}")
     return cls(params, **kwargs)
 
 
@@ -131,17 +129,21 @@ def describe() -> list[tuple[str, str, str]]:
     return rows
 
 
+def arguments(cls) -> list[str]:
+    """The constructor arguments of an optimizer class, less self and params."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params")]
+
+
 def build_optimizer(params, oc: OptimConfig) -> torch.optim.Optimizer:
     cls = resolve(oc.name)
-    sig = inspect.signature(cls.__init__).parameters
+    sig = arguments(cls)
     common = {"lr": oc.lr, "betas": tuple(oc.betas), "eps": oc.eps, "weight_decay": oc.weight_decay,
               "momentum": oc.momentum}
     kw = {k: v for k, v in common.items() if k in sig}
     for k, v in oc.kwargs.items():
         if k not in sig:
-            valid = [p for p in sig if p not in ("self", "params")]
-            raise ConfigError(f"optim.kwargs.{k}: not an argument of {oc.name}{closest(k, valid)}; "
-                              f"valid: {', '.join(valid)}")
+            raise ConfigError(f"optim.kwargs.{k}: not an argument of {oc.name}{closest(k, sig)}; "
+                              f"valid: {', '.join(sig)}")
         kw[k] = tuple(v) if isinstance(v, list) else v
     try:
         return cls(params, **kw)

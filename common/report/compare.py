@@ -282,7 +282,7 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3e}"
 
 
-def _label(c: dict) -> str:
+def verdict_label(c: dict) -> str:
     return ICON[c["verdict"]] + (" (saturated)" if c.get("saturated") else "")
 
 
@@ -346,7 +346,7 @@ def markdown(doc: dict, spec) -> str:
               "Welch); INCONCLUSIVE within noise. `close`, `comparable` and `within` are equivalence tests on "
               "that interval.", ""]
     for c in doc["claims"]:
-        L.append(f"- **{_label(c)}** `{c['id']}` ({c['type']}): {c['text']}  \n  {c['detail']}")
+        L.append(f"- **{verdict_label(c)}** `{c['id']}` ({c['type']}): {c['text']}  \n  {c['detail']}")
     L += ["", f"![{doc['table']}]({doc['table']}.png)", ""]
     L += _per_seed(doc, spec)
     return "\n".join(L)
@@ -498,7 +498,7 @@ def update_paper_readme(paper, reports_dir: Path | None = None) -> bool:
             L.append(f"| {t} | — | not run yet | — |")
             continue
         doc = json.loads(j.read_text())
-        cs = "<br>".join(f"{_label(c)} {c['id']}: {c['detail']}" for c in doc["claims"]) or "none at this scale"
+        cs = "<br>".join(f"{verdict_label(c)} {c['id']}: {c['detail']}" for c in doc["claims"]) or "none at this scale"
         L.append(f"| {t} | {doc['scale']} | {cs} | [reports/{paper.pid}/{t}.md](../../reports/{paper.pid}/{t}.md) |")
     L += ["", END]
     head, rest = text.split(START, 1)
@@ -524,7 +524,7 @@ def index(reports_dir: Path | None = None, write: bool = True) -> str:
             doc = json.loads(j.read_text())
             cs = doc.get("claims", [])
             flag = "" if doc.get("clean") else "<br>(runs not from a clean commit)"
-            verdict = claims_mod.summary(cs) + "".join(f"<br>{_label(c)} {c['id']}" for c in cs) + flag \
+            verdict = claims_mod.summary(cs) + "".join(f"<br>{verdict_label(c)} {c['id']}" for c in cs) + flag \
                 if cs else "no claims at this scale" + flag
             L.append(f"| {pid} | {table} | {doc['scale']} | {verdict} | [{table}.md]({pid}/{table}.md) |")
     text = "\n".join(L) + "\n"

@@ -102,7 +102,10 @@ def run(cfg: EMAScalingConfig, ctx) -> dict:
     assert rc["samples"] == vc["samples"], (rc["samples"], vc["samples"])
     for n, a, b in zip(vc["samples"], vc["ema_loss"], rc["ema_loss"]):
         ctx.log(n, ema_test_loss=a, ref_ema_test_loss=b)
-    gap = lambda k: sum(abs(a - b) for a, b in zip(vc[k], rc[k])) / len(rc[k])  # noqa: E731
+
+    def gap(k):
+        return sum(abs(a - b) for a, b in zip(vc[k], rc[k])) / len(rc[k])
+
     return {"ema_gap": gap("ema_loss"), "target_gap": gap("target_loss"),
             "ema_test_acc": var["final"]["ema_test_acc"], "ema_test_loss": var["final"]["ema_test_loss"],
             "test_acc": var["final"]["test_acc"], "ref_ema_test_acc": ref["final"]["ema_test_acc"],

@@ -64,15 +64,16 @@ def run(cfg: PerceptronConfig, ctx) -> dict:
              else method.lr_gd(A, y, cfg.gamma, cfg.max_iters))
     hit, loss_hit, peak = None, None, -math.inf
     for t, w in steps:
-        if t and (t & (t - 1)) == 0:  # log-spaced records for the figure
-            ctx.log(t, log10_loss=math.log10(max(method.logistic_loss(A, y, w), 1e-300)),
-                    misclassified=int((method.margins(A, y, w) <= 0).sum()))
-        if t > 0 and not method.separated(A, y, w):
-            peak = max(peak, method.logistic_loss(A, y, w))
-        if t > 0 and method.separated(A, y, w):
-            hit, loss_hit = t, method.logistic_loss(A, y, w)
-            ctx.log(t, log10_loss=math.log10(max(loss_hit, 1e-300)), misclassified=0)
+        if t == 0:
+            continue
+        m = method.margins(A, y, w)  # once per iterate: the loss, the test and the log all read it
+        loss, sep = method.loss_of_margins(m), bool(m.min() > 0)
+        if sep or (t & (t - 1)) == 0:  # log-spaced records for the figure, and the separating iterate
+            ctx.log(t, log10_loss=math.log10(max(loss, 1e-300)), misclassified=int((m <= 0).sum()))
+        if sep:
+            hit, loss_hit = t, loss
             break
+        peak = max(peak, loss)
     if peak == -math.inf:  # separated at the first iterate: its loss is the only one along the way
         peak = loss_hit
     out = {"iters_to_separate": float(hit if hit is not None else cfg.max_iters + 1), "separated": float(hit is not None),

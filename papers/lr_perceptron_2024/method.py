@@ -25,8 +25,13 @@ def margins(A: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return y * (A @ w)
 
 
+def loss_of_margins(m: torch.Tensor) -> float:
+    """The logistic loss from the margins: mean softplus(-m)."""
+    return float(torch.nn.functional.softplus(-m).mean())
+
+
 def logistic_loss(A, y, w) -> float:
-    return float(torch.nn.functional.softplus(-margins(A, y, w)).mean())
+    return loss_of_margins(margins(A, y, w))
 
 
 def logistic_grad(A, y, w) -> torch.Tensor:
