@@ -196,6 +196,9 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("ema_scaling_2023", "digits", "k8_scaled", "ema=1.5", "ema must be in [0, 1]"),
     ("lr_perceptron_2024", "separable", "g1", "gamma=0.0", "gamma must be > 0"),
     ("lr_perceptron_2024", "separable", "g1", "margin=1.5", "margin must be in (0, 1)"),
+    ("riemannian_adam_2019", "tree_embedding", "radam", "optimizer=adam", "optimizer must be one of rsgd"),
+    ("riemannian_adam_2019", "tree_embedding", "radam", "betas=[0.9,1.5]", "betas (beta2) must be in [0, 1)"),
+    ("riemannian_adam_2019", "tree_embedding", "radam", "early_epochs=9", "early_epochs must be in [0, epochs=2]"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
@@ -228,6 +231,7 @@ def test_runs_use_the_same_thread_count_whatever_jobs(tmp_path, monkeypatch):
     ("npo_2024", "tofu_forget", "npo_f10", "TOFU"),
     ("simnpo_2024", "simnpo", "simnpo", "TOFU"),
     ("slug_2024", "digits", "slug", "CLIP"),
+    ("riemannian_adam_2019", "tree_embedding", "radam", "transitive_closure.py"),
 ])
 def test_full_scale_without_pretrained_weights_or_data_stops_with_exit_2(cli, tmp_path, pid, table, row, needle):
     code, out, err = cli("run", pid, table, "--scale", "full", "--rows", row, "--out", tmp_path / "runs")
