@@ -414,12 +414,17 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
 
 def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
     if p.kind == "curve":
+        points = getattr(spec, "tune_parent", {}) or {}
         for row in doc["rows"]:
+            if row in points:  # a grid point: its tuned row draws the chosen one
+                continue
+            tuned = doc["rows"][row].get("tuned")
+            src = f"{row}@{tuned['chosen']}" if tuned else row
             curves = []
-            for r in results[row]:
+            for r in results.get(src, []):
                 if r.get("status") != "ok":
                     continue
-                recs = read_jsonl(Path(out) / pid / table / scale / (row + doc.get("variant", ""))
+                recs = read_jsonl(Path(out) / pid / table / scale / (src + doc.get("variant", ""))
                                   / f"seed{r['seed']}" / "metrics.jsonl")
                 pts = {int(x[p.x]): float(x[metric]) for x in recs if metric in x and isinstance(x[metric], (int, float))}
                 curves.append(pts)
@@ -429,7 +434,7 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
             if not xs:
                 continue
             mean = [statistics.fmean(c[x] for c in curves) for x in xs]
-            ax.plot(xs, mean, label=row)
+            ax.plot(xs, mean, label=f"{row} ({tuned['chosen']})" if tuned else row)
             if len(curves) > 1:
                 sd = [statistics.stdev(c[x] for c in curves) for x in xs]
                 ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], alpha=0.2)

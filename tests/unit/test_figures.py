@@ -67,3 +67,29 @@ def test_a_tuned_tables_bar_figure_shows_its_rows_not_every_grid_point():
         plt.close(fig)
     assert labels and not any("@" in x for x in labels)
     assert set(labels) == {r for r in doc["rows"] if "@" not in r and spec.plot.metric in doc["rows"][r]["metrics"]}
+
+
+def test_a_tuned_tables_curve_figure_draws_each_row_from_its_chosen_grid_point(tmp_path):
+    """A tuned row has no runs of its own: its curve is its chosen grid point's (a KeyError once)."""
+    import matplotlib.pyplot as plt
+    spec = get_paper("riemannian_adam_2019").load_table("tree_embedding")
+    points = {p: r for p, r in spec.tune_parent.items() if r == "rsgd"}
+    chosen, other = sorted(points)[:2]
+    doc = {"rows": {"rsgd": {"tuned": {"chosen": chosen.split("@")[1]}, "metrics": {}, "seeds": [0]},
+                    chosen: {"metrics": {}, "seeds": [0]}, other: {"metrics": {}, "seeds": [0]}}}
+    results = {}
+    for name, level in ((chosen, 1.0), (other, 5.0)):
+        d = tmp_path / "riemannian_adam_2019" / "tree_embedding" / "mini" / name / "seed0"
+        d.mkdir(parents=True)
+        d.joinpath("metrics.jsonl").write_text("".join(json.dumps({"step": s, "full_loss": level + s}) + "\n"
+                                                       for s in range(3)))
+        results[name] = [{"status": "ok", "seed": 0}]
+    fig, ax = plt.subplots()
+    try:
+        _draw(ax, doc, spec, results, tmp_path, "riemannian_adam_2019", "tree_embedding", "mini", spec.plot,
+              spec.plot.metric)
+        lines = ax.get_lines()
+        assert [ln.get_label() for ln in lines] == [f"rsgd ({chosen.split('@')[1]})"]
+        assert list(lines[0].get_ydata()) == [1.0, 2.0, 3.0]
+    finally:
+        plt.close(fig)
