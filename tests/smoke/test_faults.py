@@ -201,6 +201,8 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("riemannian_adam_2019", "tree_embedding", "radam", "early_epochs=9", "early_epochs must be in [0, epochs=2]"),
     ("jacobian_descent_2024", "iwrm", "upgrad", "aggregator=nash", "aggregator must be one of mean"),
     ("jacobian_descent_2024", "iwrm", "upgrad", "n_train=5000", "n_train must be in [1, 1348]"),
+    ("lion_k_2023", "constrained", "lion_l1_lam1", "k=linf", "k must be one of l1"),
+    ("lion_k_2023", "constrained", "lion_l1_lam1", "weight_decay=0.0", "weight_decay (lambda) must be > 0"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
