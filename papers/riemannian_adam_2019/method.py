@@ -29,29 +29,28 @@ from optrepro.geometry import Euclidean, Manifold
 from optrepro.optim.base import check_args, check_params, eval_closure, init_state, params_with_grad
 
 
-def _check_manifolds(opt: torch.optim.Optimizer) -> None:
-    for group in opt.param_groups:
+class _OnManifolds(torch.optim.Optimizer):
+    """Every group gets a `manifold` (Euclidean by default), checked as it is added."""
+
+    def add_param_group(self, group):
+        super().add_param_group(group)
+        group = self.param_groups[-1]
         group.setdefault("manifold", Euclidean())
         if not isinstance(group["manifold"], Manifold):
             raise TypeError(f"a group's manifold must be an optrepro.geometry.Manifold, got "
                             f"{type(group['manifold']).__name__}")
         for p in group["params"]:
             if p.dim() == 0:
-                raise ValueError(f"{type(opt).__name__} needs parameters with at least one dimension: the last "
+                raise ValueError(f"{type(self).__name__} needs parameters with at least one dimension: the last "
                                  "is the manifold's, each row a point (view a scalar as shape (1,))")
 
 
-class RiemannianSGD(torch.optim.Optimizer):
+class RiemannianSGD(_OnManifolds):
     """x <- exp_x(-lr rgrad f(x)), row by row."""
 
     def __init__(self, params, lr: float = 1e-2):
         check_args(lr=lr)
         super().__init__(check_params(params), dict(lr=lr))
-        _check_manifolds(self)
-
-    def add_param_group(self, group):
-        super().add_param_group(group)
-        _check_manifolds(self)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -62,7 +61,7 @@ class RiemannianSGD(torch.optim.Optimizer):
         return loss
 
 
-class RiemannianAdam(torch.optim.Optimizer):
+class RiemannianAdam(_OnManifolds):
     """Riemannian Adam (amsgrad=True: Riemannian AMSGrad) with one second moment per row."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -70,11 +69,6 @@ class RiemannianAdam(torch.optim.Optimizer):
         check_args(lr=lr, betas=betas, eps=eps)
         super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), eps=eps, amsgrad=bool(amsgrad),
                                                     bias_correction=bool(bias_correction)))
-        _check_manifolds(self)
-
-    def add_param_group(self, group):
-        super().add_param_group(group)
-        _check_manifolds(self)
 
     @torch.no_grad()
     def step(self, closure=None):
