@@ -202,6 +202,8 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("jacobian_descent_2024", "iwrm", "upgrad", "aggregator=nash", "aggregator must be one of mean"),
     ("jacobian_descent_2024", "iwrm", "upgrad", "n_train=5000", "n_train must be in [1, 1348]"),
     ("lion_k_2023", "constrained", "lion_l1_lam1", "k=linf", "k must be one of l1"),
+    ("innaprop_2024", "digits", "innaprop", "optim.lr=1.0", "lr must be < beta"),
+    ("innaprop_2024", "digits", "innaprop", "optim.kwargs.sigma=1.0", "sigma must be in [0, 1)"),
     ("lion_k_2023", "constrained", "lion_l1_lam1", "weight_decay=0.0", "weight_decay (lambda) must be > 0"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
