@@ -43,3 +43,15 @@ def test_a_trial_reaches_an_easy_target_and_misses_an_impossible_one(monkeypatch
     never = algoperf.Workload("never", "val_error", -1.0, 20, 10, wl.build)
     r = algoperf.run_trial(never, "adam", {"lr": 3e-3}, seed=0)
     assert r["steps"] == math.inf and r["time_s"] == math.inf
+
+
+def test_tuning_picks_the_trial_with_fewest_steps_not_the_fastest_clock(monkeypatch):
+    """Wall times of close trials swap between reruns; steps do not, so the winner must not flip."""
+    outcomes = iter([{"steps": 300.0, "time_s": 1.0, "best": 0.04},   # faster clock, more steps
+                     {"steps": 200.0, "time_s": 1.1, "best": 0.045},
+                     {"steps": 200.0, "time_s": 0.9, "best": 0.03}])  # tie on steps: lower best wins
+    monkeypatch.setattr(algoperf, "run_trial", lambda *a, **k: dict(next(outcomes)))
+    monkeypatch.setattr(algoperf, "trial_points", lambda space, n, seed: [{"lr": 1.0}, {"lr": 2.0}, {"lr": 3.0}])
+    wl = algoperf.WORKLOADS["digits_mlp"]
+    r = algoperf.tune(wl, "adam", 3, seed=0)
+    assert r["hparams"] == {"lr": 3.0} and r["steps"] == 200.0 and r["time_s"] == 0.9
