@@ -232,6 +232,10 @@ def cmd_run(a):
     if a.table and _is_override(a.table):  # `repro run pid key=value`: no table given
         a.overrides, a.table = [a.table] + a.overrides, None
     table = paper.resolve_table(a.table)
+    if a.table is None and len(paper.tables) > 1:
+        others = ", ".join(t for t in paper.tables if t != table)
+        print(f"repro: no table named: running {paper.pid}'s first, {table} (also: {others}; name one to run it)",
+              file=sys.stderr)
     if a.jobs < 1:
         raise UsageError("--jobs must be >= 1")
     rows, seeds = _list_flag(a.rows, "--rows"), _seeds(a.seeds)

@@ -88,3 +88,12 @@ def test_a_mini_compare_does_not_replace_a_committed_full_report(tmp_path, monke
     assert cmp.destination(paper, T, "full", out, None) == (tmp_path / "reports", "")
     assert cmp.destination(paper, T, "mini", out, None, {"optim": {"lr": 1}})[0] == out / "reports"
     assert cmp.destination(paper, T, "smoke", out, tmp_path / "mine") == (tmp_path / "mine", "")
+
+
+def test_run_without_a_table_says_which_table_it_runs_and_names_the_others(cli, tmp_path):
+    code, out, err = cli("run", "lion_k_2023", "--scale", "smoke", "--rows", "lion_l1_lam1", "--out", tmp_path / "r")
+    assert code == 0 and "no table named" not in err  # a one-table paper: nothing to say
+    code, out, err = cli("run", "innaprop_2024", "--scale", "smoke", "--out", tmp_path / "r")
+    assert code == 0 and "running innaprop_2024's first, digits (also: lm" in err, err
+    assert (tmp_path / "r" / "innaprop_2024" / "digits" / "smoke").exists()
+    assert not (tmp_path / "r" / "innaprop_2024" / "lm").exists()
