@@ -68,7 +68,7 @@ def run(cfg: IWRMConfig, ctx) -> dict:
     x, y = split.x_train[:cfg.n_train].flatten(1), split.y_train[:cfg.n_train]
     torch.manual_seed(cfg.seed)
     model = MLP(x.shape[1], split.num_classes, width=cfg.width, depth=cfg.depth)
-    params = {k: v.detach() for k, v in model.named_parameters()}
+    params = {k: v.detach() for k, v in model.named_parameters()}  # views: they follow the in-place steps
     g = torch.Generator().manual_seed(cfg.seed * 7919 + 5)
     agg = method.PCGrad(generator=g) if cfg.aggregator == "pcgrad" else method.make_aggregator(cfg.aggregator)
     loss0, _ = _evaluate(model, x, y)
@@ -83,14 +83,11 @@ def run(cfg: IWRMConfig, ctx) -> dict:
             if not bool(torch.isfinite(update).all()):
                 raise Diverged(step, "update", float(update.abs().max()))
             step += 1
-            flat = torch.cat([p.reshape(-1) for p in params.values()]) - cfg.lr * update
-            offset = 0
-            for name, p in params.items():
-                params[name] = flat[offset:offset + p.numel()].view_as(p)
-                offset += p.numel()
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    p.copy_(params[name])
+            with torch.no_grad():  # J's columns follow named_parameters(): the update splits the same way
+                offset = 0
+                for p in model.parameters():
+                    p.sub_(cfg.lr * update[offset:offset + p.numel()].view_as(p))
+                    offset += p.numel()
         loss, _ = _evaluate(model, x, y)
         ctx.log(epoch, train_loss=loss)
     train_loss, train_acc = _evaluate(model, x, y)

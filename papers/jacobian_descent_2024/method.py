@@ -52,10 +52,14 @@ class Mean(Aggregator):
         return torch.full((m,), 1.0 / m, dtype=G.dtype, device=G.device)
 
 
-def project_dual(u: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """argmin_{v >= u} v^T G v for a positive semi-definite G (float64 arrays)."""
+def gram_root(G: np.ndarray) -> np.ndarray:
+    """R with R^T R = G for a positive semi-definite G (float64), from its eigendecomposition."""
     lam, Q = np.linalg.eigh(G)
-    R = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T  # G = R^T R
+    return np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
+
+
+def project_dual(u: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """argmin_{v >= u} v^T G v, G = R^T R (R from gram_root: one factorization for all m duals)."""
     z, _ = nnls(R, -R @ u, maxiter=50 * len(u))
     return u + z
 
@@ -74,9 +78,12 @@ class UPGrad(Aggregator):
         tr = G64.diagonal().sum()
         G64 = torch.zeros_like(G64) if tr < self.norm_eps else G64 / tr
         G64 = G64 + self.reg_eps * torch.eye(m, dtype=torch.float64)
-        Gn = G64.numpy()
-        u = np.full(m, 1.0 / m)
-        w = sum(project_dual(u[i] * np.eye(m)[i], Gn) for i in range(m))
+        R = gram_root(G64.numpy())
+        w = np.zeros(m)
+        for i in range(m):  # row i's weight vector is e_i / m
+            u = np.zeros(m)
+            u[i] = 1.0 / m
+            w += project_dual(u, R)
         return torch.as_tensor(w, dtype=G.dtype, device=G.device)
 
 

@@ -232,7 +232,7 @@ def run(cfg: EmbedConfig, ctx) -> dict:
     emb = ((torch.rand(cl.n, cfg.dim, generator=g, dtype=torch.float64) * 2 - 1) * cfg.init_scale).to(dev)
     emb.requires_grad_()
     opt = make_optimizer(cfg, emb, ball)
-    early = full_loss(ball, emb.detach(), cl)
+    early = last = full_loss(ball, emb.detach(), cl)
     ctx.log(0, full_loss=early)
     step = 0
     for epoch in range(1, cfg.epochs + 1):
@@ -247,11 +247,11 @@ def run(cfg: EmbedConfig, ctx) -> dict:
             loss.backward()
             opt.step()
             step += 1
-        fl = full_loss(ball, emb.detach(), cl)
-        ctx.log(epoch, full_loss=fl, steps=step)
+        last = full_loss(ball, emb.detach(), cl)
+        ctx.log(epoch, full_loss=last, steps=step)
         if epoch == cfg.early_epochs:
-            early = fl
+            early = last
     emb = emb.detach()
     mean_rank, mean_ap = reconstruction(ball, emb, cl)
-    return {"full_loss": full_loss(ball, emb, cl), "early_loss": early, "mean_rank": mean_rank,
+    return {"full_loss": last, "early_loss": early, "mean_rank": mean_rank,
             "map": mean_ap, "max_norm": float(emb.norm(dim=-1).max())}

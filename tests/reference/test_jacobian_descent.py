@@ -12,7 +12,8 @@ from torchjd.aggregation import PCGrad as RefPCGrad
 from torchjd.aggregation import UPGrad as RefUPGrad
 
 from optrepro.papers.jacobian_descent_2024 import experiment as E
-from optrepro.papers.jacobian_descent_2024.method import MGDA, PCGrad, UPGrad, Mean, make_aggregator, project_dual
+from optrepro.papers.jacobian_descent_2024.method import (MGDA, PCGrad, UPGrad, Mean, gram_root, make_aggregator,
+                                                         project_dual)
 
 pytestmark = pytest.mark.reference
 SHAPES = [(2, 5), (5, 3), (8, 20), (32, 100), (40, 10)]
@@ -53,9 +54,11 @@ def test_each_projection_solves_its_quadratic_program(m, n):
     """v* = argmin_{v >= u} v^T G v: v* >= u, gradient 2 G v* >= 0, complementary slackness."""
     J = _jacobian(m, n, seed=2)
     G = (J @ J.T).numpy()
+    R = gram_root(G)
+    np.testing.assert_allclose(R.T @ R, G, atol=1e-10, rtol=1e-10)
     for i in range(m):
         u = np.eye(m)[i]
-        v = project_dual(u, G)
+        v = project_dual(u, R)
         grad = G @ v
         assert (v >= u - 1e-12).all()
         assert (grad >= -1e-9).all()

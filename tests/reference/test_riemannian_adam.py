@@ -89,7 +89,8 @@ def test_riemannian_adam_equals_geoopt_on_the_poincare_ball(kw):
     oa = RiemannianAdam([{"params": [a], "manifold": ours_M}], lr=0.05, **kw)
     ob = geoopt.optim.RiemannianAdam([b], lr=0.05, **kw)
     _run_pair(oa, a, ob, b, _sq_dist_loss(ours_M.dist, target), _sq_dist_loss(ref_M.dist, target))
-    assert float((ours_M.dist(a, target) ** 2).sum()) < float((ours_M.dist(x0, target) ** 2).sum()) / 2
+    # not two equal wrong answers: every point ends nearer its target than it started
+    assert bool((ours_M.dist(a, target) < ours_M.dist(x0, target)).all())
 
 
 def test_riemannian_sgd_equals_geoopt_with_the_exponential_map():
