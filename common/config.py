@@ -218,6 +218,8 @@ class PlotSpec:
     logy: bool = False
     logx: bool = False
     """Curves: a log-scaled x axis (iterations spanning decades)."""
+    also: list = field(default_factory=list)
+    """Curves: more metrics.jsonl series drawn for every row beside `metric` (dashed, dotted)."""
     xlabel: str = ""
     """Axis labels; default: the x key and the metric's label."""
     ylabel: str = ""

@@ -415,29 +415,33 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
 def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
     if p.kind == "curve":
         points = getattr(spec, "tune_parent", {}) or {}
+        series = [metric] + [m for m in p.also if m != metric]
         for row in doc["rows"]:
             if row in points:  # a grid point: its tuned row draws the chosen one
                 continue
             tuned = doc["rows"][row].get("tuned")
             src = f"{row}@{tuned['chosen']}" if tuned else row
-            curves = []
-            for r in results.get(src, []):
-                if r.get("status") != "ok":
+            recs = [read_jsonl(Path(out) / pid / table / scale / (src + doc.get("variant", ""))
+                               / f"seed{r['seed']}" / "metrics.jsonl")
+                    for r in results.get(src, []) if r.get("status") == "ok"]
+            label = f"{row} ({tuned['chosen']})" if tuned else row
+            for k, m in enumerate(series):
+                curves = [{int(x[p.x]): float(x[m]) for x in rs if m in x and p.x in x
+                           and isinstance(x[m], (int, float))} for rs in recs]
+                if not curves:
                     continue
-                recs = read_jsonl(Path(out) / pid / table / scale / (src + doc.get("variant", ""))
-                                  / f"seed{r['seed']}" / "metrics.jsonl")
-                pts = {int(x[p.x]): float(x[metric]) for x in recs if metric in x and isinstance(x[metric], (int, float))}
-                curves.append(pts)
-            if not curves:
-                continue
-            xs = sorted(set.intersection(*(set(c) for c in curves)))
-            if not xs:
-                continue
-            mean = [statistics.fmean(c[x] for c in curves) for x in xs]
-            ax.plot(xs, mean, label=f"{row} ({tuned['chosen']})" if tuned else row)
-            if len(curves) > 1:
-                sd = [statistics.stdev(c[x] for c in curves) for x in xs]
-                ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], alpha=0.2)
+                xs = sorted(set.intersection(*(set(c) for c in curves)))
+                xs = [x for x in xs if all(c[x] == c[x] for c in curves)]  # a diverged point is not drawn
+                if not xs:
+                    continue
+                mean = [statistics.fmean(c[x] for c in curves) for x in xs]
+                name = label if len(series) == 1 else f"{label}: {spec.metrics[m].label if m in spec.metrics else m}"
+                line, = ax.plot(xs, mean, label=name, linestyle=("-", "--", ":", "-.")[k % 4],
+                                marker="o" if len(xs) < 20 else None, markersize=3)
+                if len(curves) > 1:
+                    sd = [statistics.stdev(c[x] for c in curves) for x in xs]
+                    ax.fill_between(xs, [a - b for a, b in zip(mean, sd)], [a + b for a, b in zip(mean, sd)],
+                                    alpha=0.2, color=line.get_color())
         ax.set_xlabel(p.xlabel or p.x)
         ax.legend(fontsize=8)
     else:

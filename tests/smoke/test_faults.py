@@ -205,6 +205,9 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("innaprop_2024", "digits", "innaprop", "optim.lr=1.0", "lr must be < beta"),
     ("innaprop_2024", "digits", "innaprop", "optim.kwargs.sigma=1.0", "sigma must be in [0, 1)"),
     ("lion_k_2023", "constrained", "lion_l1_lam1", "weight_decay=0.0", "weight_decay (lambda) must be > 0"),
+    ("u_mup_2024", "transfer", "umup", "parametrization=mup", "parametrization must be one of umup"),
+    ("u_mup_2024", "transfer", "umup", "log2_lrs=[0.5,1,2]", "log2_lrs must be at least 3 increasing distinct integers"),
+    ("u_mup_2024", "transfer", "sp", "width=20", "must be a multiple of head_dim"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
