@@ -416,9 +416,12 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
     if p.kind == "curve":
         points = getattr(spec, "tune_parent", {}) or {}
         series = [metric] + [m for m in p.also if m != metric]
+        drawn = 0
         for row in doc["rows"]:
             if row in points:  # a grid point: its tuned row draws the chosen one
                 continue
+            color = f"C{drawn % 10}"  # one colour a row; its series differ by line style
+            drawn += 1
             tuned = doc["rows"][row].get("tuned")
             src = f"{row}@{tuned['chosen']}" if tuned else row
             recs = [read_jsonl(Path(out) / pid / table / scale / (src + doc.get("variant", ""))
@@ -436,14 +439,17 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
                     continue
                 mean = [statistics.fmean(c[x] for c in curves) for x in xs]
                 name = label if len(series) == 1 else f"{label}: {spec.metrics[m].label if m in spec.metrics else m}"
-                line, = ax.plot(xs, mean, label=name, linestyle=("-", "--", ":", "-.")[k % 4],
+                line, = ax.plot(xs, mean, label=name, linestyle=("-", "--", ":", "-.")[k % 4], color=color,
                                 marker="o" if len(xs) < 20 else None, markersize=3)
                 if len(curves) > 1:
                     sd = [statistics.stdev(c[x] for c in curves) for x in xs]
                     ax.fill_between(xs, [a - b for a, b in zip(mean, sd)], [a + b for a, b in zip(mean, sd)],
                                     alpha=0.2, color=line.get_color())
         ax.set_xlabel(p.xlabel or p.x)
-        ax.legend(fontsize=8)
+        if len(ax.get_lines()) > 6:  # many rows: the legend goes beside the axes, not over the curves
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        else:
+            ax.legend(fontsize=8)
     else:
         points = getattr(spec, "tune_parent", {}) or {}
         rows = [r for r in doc["rows"] if metric in doc["rows"][r]["metrics"] and r not in points]
