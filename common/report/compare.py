@@ -326,8 +326,7 @@ def markdown(doc: dict, spec) -> str:
         L += ["## The paper's numbers", "",
               "| row | column | metric | paper | ours (this scale) | kind | source |", "|---|---|---|---|---|---|---|"]
         for r in doc["reported"]:
-            ours = doc["rows"].get(r["row"], {}).get("metrics", {}).get(r["metric"])
-            ours_s = f"{_fmt(ours['mean'])} ± {_fmt(ours['std'])}" if ours else "not run at this scale"
+            ours_s = _ours_cell(doc["rows"].get(r["row"]), r["metric"])
             std = f" ± {r['std']:g}" if r.get("std") is not None else ""
             L.append(f"| `{r['row']}` | {_cell(r['column'])} | {r['metric']} | {r['value']:g}{std}{MARK[r['kind']]} | "
                      f"{ours_s} | {r['kind']} | {r['source']} |")
@@ -410,6 +409,18 @@ def _figure(doc, spec, results, out, pid, table, scale, png: Path) -> None:
     metric = p.metric or next(iter(spec.metrics))
     with figure(png) as (fig, ax):
         _draw(ax, doc, spec, results, out, pid, table, scale, p, metric)
+
+
+def _ours_cell(row: dict | None, metric: str) -> str:
+    """Our value beside a paper's number: mean ± std, or why there is none (a row whose every seed
+    diverged was run: saying "not run" would hide that)."""
+    ours = (row or {}).get("metrics", {}).get(metric)
+    if ours:
+        return f"{_fmt(ours['mean'])} ± {_fmt(ours['std'])}"
+    if row is None:
+        return "not run at this scale"
+    bad = ", ".join(f"{k} {v}" for k, v in row.get("status", {}).items() if k != "ok")
+    return f"none: {bad} of {sum(row.get('status', {}).values())} seeds" if bad else "not measured by this row"
 
 
 def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:

@@ -93,3 +93,11 @@ def test_a_tuned_tables_curve_figure_draws_each_row_from_its_chosen_grid_point(t
         assert list(lines[0].get_ydata()) == [1.0, 2.0, 3.0]
     finally:
         plt.close(fig)
+
+
+def test_paper_number_beside_a_row_that_only_diverged_says_so():
+    from optrepro.report.compare import _ours_cell
+    assert _ours_cell({"metrics": {}, "status": {"diverged": 10}}, "test_loss") == "none: diverged 10 of 10 seeds"
+    assert _ours_cell({"metrics": {}, "status": {"ok": 2, "failed": 1}}, "l0") == "none: failed 1 of 3 seeds"
+    assert _ours_cell(None, "l0") == "not run at this scale"
+    assert _ours_cell({"metrics": {"l0": {"mean": 71.0, "std": 2.0}}, "status": {"ok": 3}}, "l0") == "71 ± 2"
