@@ -61,6 +61,10 @@ def preflight(cfg: SparseSGDConfig) -> None:
                           f"example itself), got {cfg.rate}")
     if not 0 < cfg.large_frac <= 1:
         raise ConfigError(f"large_frac must be in (0, 1], got {cfg.large_frac}")
+    switch = round(cfg.large_frac * cfg.steps)
+    if (switch - 1) // cfg.log_every * cfg.log_every < switch / 2:
+        raise ConfigError(f"log_every={cfg.log_every} leaves no logged step in the second half of the large "
+                          f"phase (steps {switch // 2} to {switch}): log10_stab_loss would be missing")
 
 
 def run(cfg: SparseSGDConfig, ctx) -> dict:

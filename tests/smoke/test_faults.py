@@ -211,6 +211,7 @@ def test_process_pool_gives_the_same_numbers(cli, tmp_path):
     ("large_steps_sparse_2023", "dln", "n1", "rate=2.5", "normalized SGD needs rate < 2"),
     ("large_steps_sparse_2023", "dln", "sgd_0.05", "large_frac=0.0", "large_frac must be in (0, 1]"),
     ("large_steps_sparse_2023", "dln", "sgd_0.05", "r=500", "r (the support of beta*) must be in [1, d=40]"),
+    ("large_steps_sparse_2023", "dln", "n1.5_p10", "log_every=500", "leaves no logged step in the second half"),
 ])
 def test_bad_input_exits_2_before_training_or_sampling(cli, tmp_path, pid, table, row, override, needle):
     code, out, err = cli("run", pid, table, "--scale", "smoke", "--rows", row, "--out", tmp_path / "runs", override)
