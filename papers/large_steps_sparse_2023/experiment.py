@@ -11,11 +11,10 @@ Metrics: `log10_test_loss` and `test_loss` on 1000 fresh points (noiseless, x ~ 
 loss is ||beta - beta*||^2 / 2); `l0`, the coordinates with |beta_i| > 1e-50 (the authors' threshold:
 SGD's multiplicative noise drives unused coordinates to zero geometrically); `l0_1e6` (|beta_i| >
 1e-6); `l1`, ||beta||_1; `log10_train_loss` at the end; `log10_stab_loss`, the median train loss over
-the second half of the large-step phase (the loss-stabilisation level); `diverged` (1/0: |residual|
-above 1e8 or not finite). A diverged run reports `diverged` only."""
+the second half of the large-step phase (the loss-stabilisation level). A run whose residual on an
+example exceeds 1e8 (or is not finite) ends as `diverged`, at that step, with no metrics."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +60,7 @@ def preflight(cfg: SparseSGDConfig) -> None:
                           f"example itself), got {cfg.rate}")
     if not 0 < cfg.large_frac <= 1:
         raise ConfigError(f"large_frac must be in (0, 1], got {cfg.large_frac}")
-    switch = round(cfg.large_frac * cfg.steps)
+    switch = method.large_phase_end(cfg.steps, cfg.large_frac)
     if (switch - 1) // cfg.log_every * cfg.log_every < switch / 2:
         raise ConfigError(f"log_every={cfg.log_every} leaves no logged step in the second half of the large "
                           f"phase (steps {switch // 2} to {switch}): log10_stab_loss would be missing")
@@ -71,9 +70,8 @@ def run(cfg: SparseSGDConfig, ctx) -> dict:
     ctx.no_checkpoint("1e5 batch-1 steps on 200 coordinates: about a second")
     X, y, X_test, y_test, _ = method.sparse_regression(cfg.n, cfg.d, cfg.r, cfg.n_test, cfg.seed)
     rate = method.step_schedule(cfg.rate, cfg.steps, cfg.large_frac, cfg.decay)
-    switch = round(cfg.large_frac * cfg.steps)
+    switch = method.large_phase_end(cfg.steps, cfg.large_frac)
     stab = []
-    u = v = None
     for t, u, v in method.sgd(X, y, cfg.steps, rate, normalized=cfg.normalized, alpha=cfg.alpha,
                               seed=cfg.seed + 1000, every=cfg.log_every):
         if u is None:

@@ -69,9 +69,14 @@ def full_grad(u: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray):
     return g * v, g * u
 
 
+def large_phase_end(steps: int, large_frac: float) -> int:
+    """The first step after the large-step phase."""
+    return round(large_frac * steps)
+
+
 def step_schedule(base: float, steps: int, large_frac: float, decay: float):
-    """base for the first round(large_frac * steps) iterations, base / decay after."""
-    switch = round(large_frac * steps)
+    """base for the first large_phase_end(steps, large_frac) iterations, base / decay after."""
+    switch = large_phase_end(steps, large_frac)
     return lambda t: base if t < switch else base / decay
 
 
