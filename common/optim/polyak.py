@@ -1,0 +1,142 @@
+"""Preconditioned stochastic Polyak steps (the SPS / PSPS / SANIA family), written from the equations.
+
+One step on a minibatch loss f_i with gradient g and a diagonal preconditioner D > 0:
+
+    gamma = lr * (f_i(w) - f_star) / ||g||^2_{D^-1}        (||g||^2_{D^-1} = sum_j g_j^2 / D_j)
+    gamma = min(gamma, max_step)                            (SPS_max; max_step = inf: none)
+    w    <- w - gamma * D^-1 g
+
+With lr = 1 the new point is the projection of w, in the norm ||.||_D, onto the zero set
+{w': f_i(w) + <g, w' - w> = f_star} of the linearised loss: D = I is SPS (Loizou et al. 2021, c = 1),
+any other D is PSPS (Abdukhakimov et al. 2024) and the SANIA framework's diagonal members
+(Abdukhakimov et al. 2023). The preconditioners (`precond`):
+
+- identity:     D = 1 (SPS)
+- hutchinson:   D_t = beta D_{t-1} + (1 - beta) z * (H z), z Rademacher, H the minibatch Hessian
+                (a Hessian-vector product); D_0 the mean of `hutch_init` such samples; used as
+                max(alpha, |D_t|)
+- adagrad:      v_t = v_{t-1} + g^2,                   D = sqrt(v_t) + eps
+- adam:         v_t = beta v_{t-1} + (1 - beta) g^2,   D = sqrt(v_t / (1 - beta^t)) + eps
+- adagrad_sqr:  as adagrad with D = v_t + eps          (SANIA's "square root removed" variants:
+- adam_sqr:     as adam with D = v_t / (1 - beta^t) + eps    the iterates are invariant to rescaling
+                                                              the features, exactly when eps = 0)
+
+With eps = 0 a coordinate whose D is 0 (no gradient seen yet) does not move (a pseudo-inverse).
+
+The step needs the loss value (and, for Hutchinson, its graph), so `step(closure)` requires a closure
+that returns the minibatch loss *without* calling backward: the optimizer differentiates it itself.
+Gradients already in `.grad` are ignored. This is why these optimizers are not in the closure-free
+optimizer registry (common.optim.registry): the registry's trainer calls step() with no loss."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .base import check_args, check_params
+
+PRECONDITIONERS = ("identity", "hutchinson", "adagrad", "adam", "adagrad_sqr", "adam_sqr")
+
+
+class PreconditionedPolyak(torch.optim.Optimizer):
+    def __init__(self, params, lr: float = 1.0, precond: str = "identity", f_star: float = 0.0,
+                 max_step: float = math.inf, beta: float = 0.999, alpha: float = 1e-5, eps: float = 1e-8,
+                 hutch_init: int = 100, seed: int = 0):
+        check_args(lr=lr, lr_positive=True, eps=eps, alpha=alpha)
+        if precond not in PRECONDITIONERS:
+            raise ValueError(f"precond must be one of {', '.join(PRECONDITIONERS)}, got {precond!r}")
+        if not (isinstance(beta, (int, float)) and 0 <= beta < 1):
+            raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+        if not (isinstance(max_step, (int, float)) and max_step > 0):
+            raise ValueError(f"max_step must be > 0 (inf: no cap), got {max_step!r}")
+        if not (isinstance(f_star, (int, float)) and math.isfinite(f_star)):
+            raise ValueError(f"f_star must be a finite number, got {f_star!r}")
+        if not (isinstance(hutch_init, int) and hutch_init >= 1):
+            raise ValueError(f"hutch_init must be an integer >= 1, got {hutch_init!r}")
+        defaults = dict(lr=lr, precond=precond, f_star=f_star, max_step=max_step, beta=beta, alpha=alpha,
+                        eps=eps, hutch_init=hutch_init)
+        super().__init__(check_params(params), defaults)
+        self._gen = torch.Generator().manual_seed(seed)
+        self.last = {}
+        """The last step's loss, ||g||^2_{D^-1} and gamma (for logging)."""
+
+    # -- the preconditioner -------------------------------------------------------------------------
+    def _rademacher(self, p: torch.Tensor) -> torch.Tensor:
+        z = torch.randint(0, 2, p.shape, generator=self._gen, dtype=torch.int64).to(p)
+        return z.mul_(2).sub_(1)
+
+    def _hutch_sample(self, params, grads) -> list[torch.Tensor]:
+        zs = [self._rademacher(p) for p in params]
+        hz = torch.autograd.grad(grads, params, grad_outputs=zs, retain_graph=True)
+        return [z * h for z, h in zip(zs, hz)]
+
+    def _diag(self, group, params, grads) -> list[torch.Tensor]:
+        kind, beta, eps = group["precond"], group["beta"], group["eps"]
+        out = []
+        if kind == "hutchinson":
+            if "D" not in self.state[params[0]]:
+                acc = [torch.zeros_like(p) for p in params]
+                for _ in range(group["hutch_init"]):
+                    for a, s in zip(acc, self._hutch_sample(params, grads)):
+                        a.add_(s)
+                for p, a in zip(params, acc):
+                    self.state[p]["D"] = a / group["hutch_init"]
+            for p, s in zip(params, self._hutch_sample(params, grads)):
+                D = self.state[p]["D"]
+                D.mul_(beta).add_(s.detach(), alpha=1 - beta)
+                out.append(D.abs().clamp(min=group["alpha"]))
+            return out
+        for p, g in zip(params, grads):
+            st = self.state[p]
+            if kind == "identity":
+                out.append(torch.ones_like(p))
+                continue
+            st["step"] = st.get("step", 0) + 1
+            v = st.setdefault("v", torch.zeros_like(p))
+            g = g.detach()
+            if kind.startswith("adagrad"):
+                v.add_(g * g)
+                m = v
+            else:
+                v.mul_(beta).add_(g * g, alpha=1 - beta)
+                m = v / (1 - beta ** st["step"])
+            out.append((m if kind.endswith("_sqr") else m.sqrt()) + eps)
+        return out
+
+    # -- the step -----------------------------------------------------------------------------------
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+        if closure is None:
+            raise TypeError("PreconditionedPolyak.step needs a closure returning the minibatch loss (not "
+                            "backpropagated): the Polyak step size is computed from the loss value")
+        with torch.enable_grad():
+            loss = closure()
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise TypeError(f"the closure must return the scalar loss tensor, got {type(loss).__name__}")
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        hutch = any(g["precond"] == "hutchinson" for g in self.param_groups)
+        grads = torch.autograd.grad(loss, params, create_graph=hutch, allow_unused=True)
+        by_param = dict(zip(params, grads))
+        # one Polyak step for all groups together: the loss and ||g||^2_{D^-1} are global
+        parts, norm2 = [], 0.0
+        for group in self.param_groups:
+            ps = [p for p in group["params"] if by_param.get(p) is not None]
+            if not ps:
+                continue
+            gs = [by_param[p] for p in ps]
+            Ds = self._diag(group, ps, gs)
+            for p, g, D in zip(ps, gs, Ds):
+                g = g.detach()
+                dg = torch.where(D > 0, g / D, torch.zeros_like(g))
+                norm2 += float((g * dg).sum())
+                parts.append((group, p, dg))
+        f = float(loss.detach())
+        self.last = {"loss": f, "norm2": norm2, "gamma": 0.0}
+        if norm2 <= 0 or not math.isfinite(norm2):
+            return loss.detach()
+        with torch.no_grad():
+            for group, p, dg in parts:
+                gamma = min(group["lr"] * max(f - group["f_star"], 0.0) / norm2, group["max_step"])
+                p.sub_(dg, alpha=gamma)
+            self.last["gamma"] = gamma
+        return loss.detach()
