@@ -45,8 +45,8 @@ class LogRegConfig(BaseConfig):
     """polyak only: identity (SPS) | hutchinson | adagrad | adam | adagrad_sqr | adam_sqr."""
     lr: float = 1.0
     """sgd/adam/adagrad: the learning rate; polyak: the multiplier of the Polyak step (1: the paper's)."""
-    max_step: float = math.inf
-    """polyak: cap on gamma (SPS_max); inf: none."""
+    max_step: float = 0.0
+    """polyak: cap on gamma (SPS_max); 0: none."""
     beta: float = 0.999
     """polyak: the Hutchinson / Adam-type averaging factor."""
     alpha: float = 1e-5
@@ -70,8 +70,6 @@ def preflight(cfg: LogRegConfig) -> None:
                           f"{_libsvm_path(cfg.dataset).parent} (set OPTREPRO_DATA to use another directory)")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise ConfigError(f"lr must be a finite number > 0, got {cfg.lr}")
-    if not cfg.max_step > 0:
-        raise ConfigError(f"max_step must be > 0 (inf: no cap), got {cfg.max_step}")
     if not 0 <= cfg.beta < 1:
         raise ConfigError(f"beta must be in [0, 1), got {cfg.beta}")
     if cfg.scale_exp < 0 or not 0 < cfg.test_frac < 1:
@@ -133,7 +131,7 @@ def logistic_loss(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 
 def build(cfg: LogRegConfig, w: torch.Tensor):
     if cfg.method == "polyak":
-        return PreconditionedPolyak([w], lr=cfg.lr, precond=cfg.precond, max_step=cfg.max_step, beta=cfg.beta,
+        return PreconditionedPolyak([w], lr=cfg.lr, precond=cfg.precond, max_step=cfg.max_step or math.inf, beta=cfg.beta,
                                     alpha=cfg.alpha, eps=cfg.eps, seed=10_000 + int(cfg.seed))
     if cfg.method == "sgd":
         return torch.optim.SGD([w], lr=cfg.lr)
