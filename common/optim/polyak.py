@@ -140,3 +140,96 @@ class PreconditionedPolyak(torch.optim.Optimizer):
                 p.sub_(dg, alpha=gamma)
             self.last["gamma"] = gamma
         return loss.detach()
+
+
+# -- Polyak step sizes for momentum methods (Wang, Johansson and Zhang 2023) ------------------------------
+
+MOMENTUM_FORMS = ("mag", "hb")
+
+
+class PolyakMomentum(torch.optim.Optimizer):
+    r"""A Polyak step size for a momentum method, in one of two forms (`form`):
+
+    mag (ALR-SMAG, the moving-average-gradient form; the stochastic rule of Wang et al. 2023):
+
+        d_t   = beta d_{t-1} + g_t                                   (d_0 = 0; a sum, not an average)
+        eta_t = min(max_step, lr * (f_i(w_t) - f_star) / (c ||d_t||^2))
+        w    <- w - eta_t d_t
+
+    hb (heavy ball, x_{t+1} = x_t - eta_t g_t + beta (x_t - x_{t-1})), with the step that minimizes
+    the convexity bound on the distance to a minimizer x*:
+
+        ||x_{t+1} - x*||^2 <= ||x_t - x* + beta m_t||^2 - 2 eta (f(x_t) - f* + beta <g_t, m_t>) + eta^2 ||g_t||^2
+        (m_t = x_t - x_{t-1}, using <g_t, x_t - x*> >= f(x_t) - f*), i.e.
+        eta_t = min(max_step, lr * max(0, f(x_t) - f_star + beta <g_t, m_t>) / (c ||g_t||^2))
+
+    The mag rule is the one both third-party implementations we read use (the step size and the
+    d_t recursion agree); the hb rule is our derivation from the principle the paper states (Polyak's
+    step minimizes the same bound with beta = 0), not checked against the paper's own equation. With
+    beta = 0 both are SPS_max (Loizou et al. 2021) with constant c.
+
+    step(closure) as PreconditionedPolyak: the closure returns the minibatch loss without calling
+    backward. `last` holds the step's loss and eta (for logging)."""
+
+    def __init__(self, params, beta: float = 0.9, form: str = "mag", lr: float = 1.0, c: float = 1.0,
+                 f_star: float = 0.0, max_step: float = math.inf):
+        check_args(lr=lr, lr_positive=True)
+        if form not in MOMENTUM_FORMS:
+            raise ValueError(f"form must be one of {', '.join(MOMENTUM_FORMS)}, got {form!r}")
+        if not (isinstance(beta, (int, float)) and 0 <= beta < 1):
+            raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+        if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
+            raise ValueError(f"c must be a finite number > 0, got {c!r}")
+        if not (isinstance(max_step, (int, float)) and max_step > 0):
+            raise ValueError(f"max_step must be > 0 (inf: no cap), got {max_step!r}")
+        if not (isinstance(f_star, (int, float)) and math.isfinite(f_star)):
+            raise ValueError(f"f_star must be a finite number, got {f_star!r}")
+        super().__init__(check_params(params), dict(beta=beta, form=form, lr=lr, c=c, f_star=f_star,
+                                                    max_step=max_step))
+        self.last = {}
+
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+        if closure is None:
+            raise TypeError("PolyakMomentum.step needs a closure returning the minibatch loss (not "
+                            "backpropagated): the Polyak step size is computed from the loss value")
+        with torch.enable_grad():
+            loss = closure()
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise TypeError(f"the closure must return the scalar loss tensor, got {type(loss).__name__}")
+        f = float(loss.detach())
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        by_param = dict(zip(params, torch.autograd.grad(loss, params, allow_unused=True)))
+        # one step size for all groups together: the loss and the norms are global (as in SPS)
+        parts, norm2, inner = [], 0.0, 0.0
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = by_param.get(p)
+                if g is None:
+                    continue
+                g, st = g.detach(), self.state[p]
+                if group["form"] == "mag":
+                    d = st.setdefault("d", torch.zeros_like(p)).mul_(group["beta"]).add_(g)
+                else:
+                    d = g
+                    if "m" in st:
+                        inner += group["beta"] * float((g * st["m"]).sum())
+                norm2 += float((d * d).sum())
+                parts.append((group, p, d))
+        self.last = {"loss": f, "norm2": norm2, "eta": 0.0}
+        if not parts:
+            return loss.detach()
+        with torch.no_grad():
+            for group, p, d in parts:
+                eta = 0.0
+                if norm2 > 0 and math.isfinite(norm2):
+                    num = f - group["f_star"] + (inner if group["form"] == "hb" else 0.0)
+                    eta = min(group["max_step"], group["lr"] * max(num, 0.0) / (group["c"] * norm2))
+                if group["form"] == "mag":
+                    p.sub_(d, alpha=eta)
+                else:
+                    m = self.state[p].get("m")
+                    step = -eta * d if m is None else m.mul(group["beta"]).sub_(d, alpha=eta)
+                    p.add_(step)
+                    self.state[p]["m"] = step
+            self.last["eta"] = eta
+        return loss.detach()

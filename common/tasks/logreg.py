@@ -7,8 +7,9 @@ datasets use k = 3). Labels are +-1, the loss is mean log(1 + exp(-y x.w)), the 
 there is no regularization and no intercept (the papers' setting), so the infimum of every
 minibatch loss is 0 on separable data and f_star = 0 is the Polyak steps' lower bound.
 
-Optimizers: `method` polyak (common.optim.polyak with `precond`: SPS, PSPS, SANIA) or the torch
-baselines sgd, adam, adagrad at `lr`. The seed draws the split, the column scales, the minibatch
+Optimizers: `method` polyak (common.optim.polyak with `precond`: SPS, PSPS, SANIA), polyak_momentum
+(common.optim.polyak.PolyakMomentum: the Polyak step for momentum methods, `form`, `momentum`, `c`) or
+the torch baselines sgd, sgdm (heavy-ball momentum `momentum`), adam, adagrad at `lr`. The seed draws the split, the column scales, the minibatch
 order and the Hutchinson probes; rows that share a seed share all of them but the probes' use, so
 a method run on the original and on the rescaled data sees the same examples in the same order.
 
@@ -24,11 +25,11 @@ import torch
 
 from optrepro.config import BaseConfig
 from optrepro.errors import ConfigError, DataMissing, Diverged
-from optrepro.optim.polyak import PRECONDITIONERS, PreconditionedPolyak
+from optrepro.optim.polyak import MOMENTUM_FORMS, PRECONDITIONERS, PolyakMomentum, PreconditionedPolyak
 from optrepro.run import RunContext
 from optrepro.train import epoch_batches
 
-METHODS = ("polyak", "sgd", "adam", "adagrad")
+METHODS = ("polyak", "polyak_momentum", "sgd", "sgdm", "adam", "adagrad")
 MINI_DATASETS = ("breast_cancer", "digits_binary")
 
 
@@ -46,7 +47,13 @@ class LogRegConfig(BaseConfig):
     lr: float = 1.0
     """sgd/adam/adagrad: the learning rate; polyak: the multiplier of the Polyak step (1: the paper's)."""
     max_step: float = 0.0
-    """polyak: cap on gamma (SPS_max); 0: none."""
+    """polyak, polyak_momentum: cap on the step size (SPS_max, eta_max); 0: none."""
+    momentum: float = 0.0
+    """polyak_momentum, sgdm: the momentum parameter beta."""
+    form: str = "mag"
+    """polyak_momentum: mag (ALR-SMAG) | hb (heavy-ball form)."""
+    c: float = 1.0
+    """polyak_momentum: the constant c in (f - f*) / (c ||d||^2)."""
     beta: float = 0.999
     """polyak: the Hutchinson / Adam-type averaging factor."""
     alpha: float = 1e-5
@@ -62,6 +69,10 @@ def preflight(cfg: LogRegConfig) -> None:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.precond not in PRECONDITIONERS:
         raise ConfigError(f"precond must be one of {', '.join(PRECONDITIONERS)}, got {cfg.precond!r}")
+    if cfg.form not in MOMENTUM_FORMS:
+        raise ConfigError(f"form must be one of {', '.join(MOMENTUM_FORMS)}, got {cfg.form!r}")
+    if not 0 <= cfg.momentum < 1 or not cfg.c > 0:
+        raise ConfigError(f"momentum must be in [0, 1) and c > 0, got momentum={cfg.momentum} c={cfg.c}")
     if cfg.dataset not in MINI_DATASETS and not cfg.dataset.startswith("libsvm:"):
         raise ConfigError(f"dataset must be one of {', '.join(MINI_DATASETS)} or libsvm:<name>, got {cfg.dataset!r}")
     if cfg.dataset.startswith("libsvm:") and not _libsvm_path(cfg.dataset).exists():
@@ -133,8 +144,11 @@ def build(cfg: LogRegConfig, w: torch.Tensor):
     if cfg.method == "polyak":
         return PreconditionedPolyak([w], lr=cfg.lr, precond=cfg.precond, max_step=cfg.max_step or math.inf, beta=cfg.beta,
                                     alpha=cfg.alpha, eps=cfg.eps, seed=10_000 + int(cfg.seed))
-    if cfg.method == "sgd":
-        return torch.optim.SGD([w], lr=cfg.lr)
+    if cfg.method == "polyak_momentum":
+        return PolyakMomentum([w], beta=cfg.momentum, form=cfg.form, lr=cfg.lr, c=cfg.c,
+                              max_step=cfg.max_step or math.inf)
+    if cfg.method in ("sgd", "sgdm"):
+        return torch.optim.SGD([w], lr=cfg.lr, momentum=cfg.momentum if cfg.method == "sgdm" else 0.0)
     if cfg.method == "adam":
         return torch.optim.Adam([w], lr=cfg.lr, betas=(0.9, cfg.beta), eps=cfg.eps)
     return torch.optim.Adagrad([w], lr=cfg.lr, eps=cfg.eps)
@@ -158,7 +172,7 @@ def run(cfg: LogRegConfig, ctx: RunContext) -> dict:
 
     for step in range(steps):
         i = idx(step)
-        if cfg.method == "polyak":
+        if cfg.method.startswith("polyak"):
             lv = float(opt.step(lambda: logistic_loss(w, xtr[i], ytr[i])))
         else:
             def closure():
