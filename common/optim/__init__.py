@@ -32,7 +32,7 @@ class OptimConfig:
     kwargs: dict = field(default_factory=dict)
     """Extra constructor arguments for this optimizer (checked against its signature)."""
     schedule: str = "constant"
-    """constant | cosine | step (x0.1 at each fraction in `milestones`)."""
+    """constant | cosine | linear (1 - t/T after the warm-up) | step (x0.1 at each fraction in `milestones`)."""
     warmup_steps: int = 0
     milestones: list = field(default_factory=lambda: [0.5, 0.75])
 
@@ -160,9 +160,12 @@ def lr_factor(oc: OptimConfig, step: int, total: int) -> float:
     if oc.schedule == "cosine":
         t = (step - oc.warmup_steps) / max(1, total - oc.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    if oc.schedule == "linear":
+        t = (step - oc.warmup_steps) / max(1, total - oc.warmup_steps)
+        return max(0.0, 1.0 - t)
     if oc.schedule == "step":
         return 0.1 ** sum(step >= m * total for m in oc.milestones)
-    raise ConfigError(f"optim.schedule '{oc.schedule}' unknown; valid: constant, cosine, step")
+    raise ConfigError(f"optim.schedule '{oc.schedule}' unknown; valid: constant, cosine, linear, step")
 
 
 def make_scheduler(opt, oc: OptimConfig, total: int):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from optrepro import data as data_mod
@@ -45,16 +46,23 @@ def steps_for(cfg: ClassifyConfig, n_train: int) -> int:
     return cfg.train.steps
 
 
-def run(cfg: ClassifyConfig, ctx: RunContext, probe: Callable[[nn.Module], dict] | None = None) -> dict:
+def run(cfg: ClassifyConfig, ctx: RunContext, probe: Callable[[nn.Module], dict] | None = None,
+        lr_factors: Sequence[float] | None = None) -> dict:
     """Train and evaluate. `probe(model) -> {name: value}` is measured on the initial and the final
-    model; the results get both, as `<name>_init` and `<name>`."""
+    model; the results get both, as `<name>_init` and `<name>`. `lr_factors[t]` multiplies the base
+    learning rate at step t in place of `optim.schedule` (a schedule computed at run time; the last
+    value holds past its end)."""
     split = data_mod.load(cfg.dataset, seed=cfg.seed)
     if cfg.val_frac > 0:
         split = split.holdout(cfg.val_frac, cfg.seed)
     model = models.build(cfg.model, split.in_shape, split.num_classes).to(cfg.device)
     cfg.train.steps = steps_for(cfg, len(split.x_train))
     opt = build_optimizer(model.parameters(), cfg.optim)
-    sched = make_scheduler(opt, cfg.optim, cfg.train.steps)
+    if lr_factors is None:
+        sched = make_scheduler(opt, cfg.optim, cfg.train.steps)
+    else:
+        factors = [float(x) for x in lr_factors]
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: factors[min(s, len(factors) - 1)])
     before = probe(model) if probe else {}
     out = train_classifier(model, split, opt, sched, cfg.train, ctx)
     if probe:
