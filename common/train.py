@@ -64,12 +64,13 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
     eval_at = set(int(x) for x in tc.eval_at)
     state = {"model": model, "opt": opt, **({"sched": sched} if sched is not None else {}), **(state or {})}
     set_mode(opt, True)
+    needs_graph = bool(getattr(opt, "needs_graph", False))  # second-order optimizers (AdaHessian) differentiate .grad
     for s in ctx.steps(tc.steps, state):
         step = s - 1
         model.train()
         loss = step_loss(step)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(create_graph=needs_graph)
         opt.step()
         if sched is not None:
             sched.step()
