@@ -75,10 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", help="lint every paper against the contract")
 
-    s = sub.add_parser("bench", help="time one optimizer step (`repro bench optimizers`) or measure ZO memory "
-                                     "and time against inference (`repro bench zo`)")
-    s.add_argument("what", choices=["optimizers", "zo"])
-    s.add_argument("--device", default="cpu", help="zo: cpu or cuda")
+    s = sub.add_parser("bench", help="time one optimizer step (`repro bench optimizers`), measure ZO memory "
+                                     "and time against inference (`repro bench zo`), or a training step's time "
+                                     "and memory with second-order optimizers (`repro bench second-order`)")
+    s.add_argument("what", choices=["optimizers", "zo", "second-order"])
+    s.add_argument("--device", default="cpu", help="zo, second-order: cpu or cuda")
+    s.add_argument("--model", default="cnn", help="second-order: cnn or mlp")
     s.add_argument("--d-model", type=int, default=512, help="zo: width of the byte-level GPT-2 (8 layers)")
     s.add_argument("--only", default=None, help="comma-separated optimizer names (default: every paper's)")
     s.add_argument("--steps", type=int, default=30, help="timed steps per optimizer")
@@ -375,6 +377,8 @@ def cmd_bench(a):
     from optrepro.meta import hardware
     if a.what == "zo":
         return _bench_zo(a, hardware)
+    if a.what == "second-order":
+        return _bench_second_order(a, hardware)
     from optrepro.optim import bench, registry
     names = _split(a.only)
     if names:
@@ -391,14 +395,32 @@ def cmd_bench(a):
     return 0
 
 
-def _bench_zo(a, hardware):
+def _check_device(device: str) -> None:
     import torch
-
-    from optrepro.zo import bench
-    if a.device not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be cpu or cuda, got {a.device}")
-    if a.device == "cuda" and not torch.cuda.is_available():
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu or cuda, got {device}")
+    if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device here")
+
+
+def _bench_second_order(a, hardware):
+    from optrepro.curvature import bench
+    _check_device(a.device)
+    if a.model not in ("cnn", "mlp"):
+        raise UsageError(f"--model must be cnn or mlp, got {a.model}")
+    if a.steps < 1:
+        raise UsageError("--steps must be >= 1")
+    md = bench.markdown(bench.run(_split(a.only), a.model, a.steps, a.device), hardware(), a.model, a.device)
+    print(md)
+    if a.write:
+        from optrepro.io import atomic_write_text
+        atomic_write_text(Path(a.write), md)
+    return 0
+
+
+def _bench_zo(a, hardware):
+    from optrepro.zo import bench
+    _check_device(a.device)
     if a.steps < 1 or a.d_model < 8 or a.d_model % 8:
         raise UsageError("--steps must be >= 1 and --d-model a multiple of 8")
     spec = {"d_model": a.d_model}

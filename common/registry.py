@@ -27,6 +27,7 @@ PID_RE = re.compile(r"^[a-z][a-z0-9_]*_(19|20)\d\d$")
 PAPER_KEYS = {
     "title": str, "arxiv": str, "venue": str, "year": int, "family": str, "code": str,
     "reproduces": str, "tables": dict, "deviations": list, "optimizers": dict,
+    "second_order": dict,  # {name: "papers.<pid>.method:Class"}: optimizers outside the registry (`repro bench second-order`)
 }
 REQUIRED_KEYS = ("title", "arxiv", "venue", "year", "family", "code", "reproduces", "tables")
 
