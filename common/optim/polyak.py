@@ -36,6 +36,18 @@ import torch
 
 from .base import check_args, check_params
 
+def closure_loss(closure, who: str) -> torch.Tensor:
+    """The minibatch loss from a Polyak step's closure (which must not call backward), checked."""
+    if closure is None:
+        raise TypeError(f"{who}.step needs a closure returning the minibatch loss (not backpropagated): "
+                        "the Polyak step size is computed from the loss value")
+    with torch.enable_grad():
+        loss = closure()
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"the closure must return the scalar loss tensor, got {type(loss).__name__}")
+    return loss
+
+
 PRECONDITIONERS = ("identity", "hutchinson", "adagrad", "adam", "adagrad_sqr", "adam_sqr")
 
 
@@ -106,13 +118,7 @@ class PreconditionedPolyak(torch.optim.Optimizer):
 
     # -- the step -----------------------------------------------------------------------------------
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        if closure is None:
-            raise TypeError("PreconditionedPolyak.step needs a closure returning the minibatch loss (not "
-                            "backpropagated): the Polyak step size is computed from the loss value")
-        with torch.enable_grad():
-            loss = closure()
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"the closure must return the scalar loss tensor, got {type(loss).__name__}")
+        loss = closure_loss(closure, "PreconditionedPolyak")
         params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
         hutch = any(g["precond"] == "hutchinson" for g in self.param_groups)
         grads = torch.autograd.grad(loss, params, create_graph=hutch, allow_unused=True)
@@ -189,13 +195,7 @@ class PolyakMomentum(torch.optim.Optimizer):
         self.last = {}
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        if closure is None:
-            raise TypeError("PolyakMomentum.step needs a closure returning the minibatch loss (not "
-                            "backpropagated): the Polyak step size is computed from the loss value")
-        with torch.enable_grad():
-            loss = closure()
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"the closure must return the scalar loss tensor, got {type(loss).__name__}")
+        loss = closure_loss(closure, "PolyakMomentum")
         f = float(loss.detach())
         params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
         by_param = dict(zip(params, torch.autograd.grad(loss, params, allow_unused=True)))
