@@ -47,7 +47,7 @@ def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], torch.T
 
 def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Tensor],
                evaluate: Callable[[], dict], tc: TrainConfig, ctx: RunContext,
-               state: dict | None = None) -> dict:
+               state: dict | None = None, curvature_loss: Callable[[int], torch.Tensor] | None = None) -> dict:
     """Runs `tc.steps` steps of `loss = step_loss(step); backward; opt.step()`; returns evaluate().
 
     Optimizers with train/eval modes (schedule-free) are switched to eval for every evaluation and
@@ -65,6 +65,11 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
     state = {"model": model, "opt": opt, **({"sched": sched} if sched is not None else {}), **(state or {})}
     set_mode(opt, True)
     needs_graph = bool(getattr(opt, "needs_graph", False))  # second-order optimizers (AdaHessian) differentiate .grad
+    every = int(getattr(opt, "hessian_every", 0) or 0)
+    if every and curvature_loss is None:
+        from optrepro.errors import ConfigError
+        raise ConfigError(f"{type(opt).__name__} refreshes its curvature from sampled labels every {every} steps, "
+                          "and this task gives it none (curvature_loss): use it on a task that does (common.tasks.charlm)")
     for s in ctx.steps(tc.steps, state):
         step = s - 1
         model.train()
@@ -72,6 +77,10 @@ def train_loop(model: nn.Module, opt, sched, step_loss: Callable[[int], torch.Te
         opt.zero_grad(set_to_none=True)
         loss.backward(create_graph=needs_graph)
         opt.step()
+        if every and step % every == every - 1:  # as the authors: after the k-th, 2k-th, ... step
+            opt.zero_grad(set_to_none=True)
+            curvature_loss(step).backward()
+            opt.update_hessian()
         if sched is not None:
             sched.step()
         lv = float(loss.detach())

@@ -168,6 +168,22 @@ def lr_factor(oc: OptimConfig, step: int, total: int) -> float:
     raise ConfigError(f"optim.schedule '{oc.schedule}' unknown; valid: constant, cosine, linear, step")
 
 
+def preflight_outside_registry(cfg, task_preflight, make) -> None:
+    """Preflight a task config whose `optim.name` names an optimizer outside the registry (built by
+    `make(params)`, e.g. a second-order paper's): the task's own checks with a registered stand-in
+    name, then the optimizer built on a dummy parameter (bad arguments: ConfigError, exit 2)."""
+    saved, kwargs = cfg.optim.name, cfg.optim.kwargs
+    cfg.optim.name, cfg.optim.kwargs = "adam", {}  # the optimizer's own arguments are checked by make()
+    try:
+        task_preflight(cfg)
+    finally:
+        cfg.optim.name, cfg.optim.kwargs = saved, kwargs
+    try:
+        make([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"optimizer {saved}: {e}") from None
+
+
 def make_scheduler(opt, oc: OptimConfig, total: int):
     lr_factor(oc, 0, total)  # validates the schedule name
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(oc, s, total))

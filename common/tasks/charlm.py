@@ -130,27 +130,45 @@ def val_loss(model: nn.Module, corpus: CharCorpus, batch_size: int, context: int
     return tot / n
 
 
-def run(cfg: CharLMConfig, ctx: RunContext) -> dict:
+def sampled_label_loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy of the model's logits on x against labels drawn from its own softmax (the
+    Gauss-Newton-Bartlett estimator's loss: B times its gradient's square estimates the Gauss-Newton
+    diagonal)."""
+    logits = model(x).flatten(0, 1)
+    with torch.no_grad():
+        y = torch.multinomial(torch.softmax(logits.detach().float(), -1).cpu(), 1, generator=generator).squeeze(1)
+    return nn.functional.cross_entropy(logits, y.to(logits.device))
+
+
+def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None) -> dict:
+    """One row, one seed. `make_optimizer(params, tokens_per_step)` builds an optimizer outside the
+    registry (second-order ones) in place of `optim.name`; the schedule still comes from `optim`."""
     corpus = load_corpus(cfg)
     model = tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.arch).to(cfg.device)
     n = model.n_params()
     steps = steps_of(cfg, n)
     tc = dataclasses.replace(cfg.train, steps=steps, eval_at=list(cfg.train.eval_at) + log_steps(steps, cfg.eval_log_points))
     oc = dataclasses.replace(cfg.optim, warmup_steps=warmup_steps(cfg, steps, n))
-    opt = build_optimizer(model.parameters(), oc)
-    sched = make_scheduler(opt, oc, tc.steps)
     tok_per_step = tc.batch_size * cfg.context
+    opt = make_optimizer(list(model.parameters()), tok_per_step) if make_optimizer else build_optimizer(model.parameters(), oc)
+    sched = make_scheduler(opt, oc, tc.steps)
     size = {"n_params": float(model.n_params()), "n_params_head": float(model.n_params(head=True)),
             "n_params_total": float(model.n_params(embedding=True))}
     spread = not (cfg.corpus == "pydoc" and cfg.tokenizer == "char")
 
     seen = [0]  # steps taken (batches are a function of the step, so this survives resume)
 
+    def batch(step):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # batches are a function of step
+        return corpus.batch("train", cfg.train.batch_size, cfg.context, g)
+
     def step_loss(step):
         seen[0] = step + 1
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # batches are a function of step
-        x, y = corpus.batch("train", cfg.train.batch_size, cfg.context, g)
+        x, y = batch(step)
         return nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+
+    def curvature_loss(step):  # for optimizers that refresh a curvature estimate (Sophia's GNB)
+        return sampled_label_loss(model, batch(step)[0], torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + 500_000_009))
 
     def evaluate():
         val = val_loss(model, corpus, tc.batch_size, cfg.context, cfg.eval_batches, spread)
@@ -160,5 +178,5 @@ def run(cfg: CharLMConfig, ctx: RunContext) -> dict:
             out.update(tokens=d, flops=6 * size["n_params"] * d, flops_head=6 * size["n_params_head"] * d)
         return out
 
-    final = train_loop(model, opt, sched, step_loss, evaluate, tc, ctx)
+    final = train_loop(model, opt, sched, step_loss, evaluate, tc, ctx, curvature_loss=curvature_loss)
     return {**final, **size} if cfg.tokens or cfg.flops else final

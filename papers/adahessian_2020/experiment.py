@@ -7,10 +7,7 @@ memory per step are measured apart from the table, by `repro bench second-order`
 must not depend on the machine's load)."""
 from __future__ import annotations
 
-import torch
-
-from optrepro.errors import ConfigError
-from optrepro.optim import lr_factor
+from optrepro.optim import preflight_outside_registry
 from optrepro.tasks import classify
 
 from . import method
@@ -31,16 +28,7 @@ def _make(cfg):
 def preflight(cfg) -> None:
     if cfg.optim.name != OURS:
         return classify.preflight(cfg)
-    saved, cfg.optim.name = cfg.optim.name, "adam"
-    try:
-        classify.preflight(cfg)  # everything but the optimizer
-    finally:
-        cfg.optim.name = saved
-    try:
-        _make(cfg)([torch.nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"optimizer adahessian: {e}") from None
-    lr_factor(cfg.optim, 0, 1)
+    preflight_outside_registry(cfg, classify.preflight, _make(cfg))
 
 
 def run(cfg, ctx) -> dict:
