@@ -62,6 +62,19 @@ def ggn_vp(model_fn: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable[[
     return vjp(hjv)[0]
 
 
+def sampled_label_loss(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Mean cross-entropy of model(x)'s logits (last dim: classes) against labels drawn from the
+    model's own softmax: the Gauss-Newton-Bartlett estimator's loss. With ĝ its gradient over B
+    examples, E[B ĝ ⊙ ĝ] is the diagonal of the Gauss-Newton matrix of the mean cross-entropy
+    (Sophia-G's curvature estimate)."""
+    logits = model(x)
+    logits = logits.reshape(-1, logits.shape[-1])
+    with torch.no_grad():
+        y = torch.multinomial(torch.softmax(logits.detach().float(), -1).cpu(), 1, generator=generator).squeeze(1)
+    return torch.nn.functional.cross_entropy(logits, y.to(logits.device))
+
+
 # -- matrix functions ---------------------------------------------------------------------------------
 
 def _check_square(A: torch.Tensor) -> None:

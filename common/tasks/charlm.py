@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from optrepro.config import BaseConfig
+from optrepro.curvature import sampled_label_loss
 from optrepro.data import CharCorpus, pydoc_text
 from optrepro.data.text import CORPORA, TOKENIZERS, corpus_text
 from optrepro.errors import ConfigError, DataMissing
@@ -128,16 +129,6 @@ def val_loss(model: nn.Module, corpus: CharCorpus, batch_size: int, context: int
         tot += float(nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="sum"))
         n += y.numel()
     return tot / n
-
-
-def sampled_label_loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Cross-entropy of the model's logits on x against labels drawn from its own softmax (the
-    Gauss-Newton-Bartlett estimator's loss: B times its gradient's square estimates the Gauss-Newton
-    diagonal)."""
-    logits = model(x).flatten(0, 1)
-    with torch.no_grad():
-        y = torch.multinomial(torch.softmax(logits.detach().float(), -1).cpu(), 1, generator=generator).squeeze(1)
-    return nn.functional.cross_entropy(logits, y.to(logits.device))
 
 
 def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None) -> dict:

@@ -10,7 +10,7 @@ from sophia_opt import SophiaG as RefSophiaG
 
 from optrepro.curvature import ggn_vp
 from optrepro.papers.sophia_2023.method import SophiaG
-from optrepro.tasks.charlm import sampled_label_loss
+from optrepro.curvature import sampled_label_loss
 
 pytestmark = pytest.mark.reference
 

@@ -11,17 +11,18 @@ pytestmark = pytest.mark.unit
 
 def test_every_second_order_entry_is_an_optimizer_that_trains():
     from optrepro import import_target
-    assert "adahessian" in bench.entries()
+    assert {"adahessian", "sophiag"} <= set(bench.entries())
     for name, target in bench.entries().items():
         cls = import_target(target)
         assert issubclass(cls, torch.optim.Optimizer), name
 
 
 def test_bench_measures_state_and_peak_memory():
-    rows = {r["optimizer"]: r for r in bench.run(["sgd", "adam", "adahessian"], "mlp", steps=1)}
+    rows = {r["optimizer"]: r for r in bench.run(["sgd", "adam", "adahessian", "sophiag"], "mlp", steps=1)}
     assert rows["sgd"]["state_bytes_per_param"] == pytest.approx(4.0, rel=1e-3)  # one float32 momentum buffer
     assert rows["adam"]["state_bytes_per_param"] == pytest.approx(8.0, rel=1e-3)  # two float32 moments (+ a step scalar per tensor)
     assert rows["adahessian"]["state_bytes_per_param"] == pytest.approx(8.0, rel=1e-3)
+    assert rows["sophiag"]["state_bytes_per_param"] == pytest.approx(8.0, rel=1e-3)  # momentum + curvature
     assert rows["adahessian"]["needs_graph"] and not rows["adam"]["needs_graph"]
     # the double backward keeps the gradient's graph alive: AdaHessian's step peaks above Adam's
     assert rows["adahessian"]["peak_mib"] > rows["adam"]["peak_mib"]
