@@ -75,6 +75,19 @@ def sampled_label_loss(model: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     return torch.nn.functional.cross_entropy(logits, y.to(logits.device))
 
 
+def gn_direction(J: torch.Tensor, Q: torch.Tensor, r: torch.Tensor, lam: float, b: int) -> torch.Tensor:
+    """The Levenberg-Marquardt direction d = -(J'QJ / b + lam I)^-1 g, g = J'r / b, computed in the
+    space of the m = b*c outputs by the Duncan-Guttman identity: d = -J' (Q J J' + b lam I_m)^-1 r
+    (Exact Gauss-Newton; O(m^2 p + m^3) instead of O(p^3)). J: m x p Jacobian of the outputs, Q: m x m
+    Hessian of the per-example losses in the outputs (block diagonal), r: m gradient of the summed
+    loss in the outputs."""
+    if not lam > 0:
+        raise ValueError(f"lam must be > 0, got {lam}")
+    m = J.shape[0]
+    A = Q @ (J @ J.T) + b * lam * torch.eye(m, dtype=J.dtype, device=J.device)
+    return -(J.T @ torch.linalg.solve(A, r))
+
+
 # -- matrix functions ---------------------------------------------------------------------------------
 
 def _check_square(A: torch.Tensor) -> None:

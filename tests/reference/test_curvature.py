@@ -168,3 +168,22 @@ def test_lazy_recomputes_every_k_calls():
     assert other.get(lambda: 99) == 3 and other.count == 3  # call 8 of a k=3 schedule reuses
     with pytest.raises(ValueError, match="k must"):
         cv.Lazy(0)
+
+
+def test_gn_direction_equals_the_dense_levenberg_marquardt_solve():
+    """Duncan-Guttman: -J'(QJJ' + b lam I)^-1 r equals -(J'QJ/b + lam I)^-1 J'r/b, with a block-diagonal
+    softmax Q (singular blocks) and more parameters than outputs."""
+    g = np.random.default_rng(11)
+    b, c, p, lam = 3, 4, 20, 0.05
+    J = torch.tensor(g.standard_normal((b * c, p)))
+    blocks = []
+    for _ in range(b):
+        z = g.standard_normal(c)
+        pr = np.exp(z) / np.exp(z).sum()
+        blocks.append(np.diag(pr) - np.outer(pr, pr))
+    Q = torch.tensor(scipy.linalg.block_diag(*blocks))
+    r = torch.tensor(g.standard_normal(b * c))
+    dense = -torch.linalg.solve(J.T @ Q @ J / b + lam * torch.eye(p, dtype=torch.float64), J.T @ r / b)
+    torch.testing.assert_close(cv.gn_direction(J, Q, r, lam, b), dense, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="lam"):
+        cv.gn_direction(J, Q, r, 0.0, b)
