@@ -21,6 +21,28 @@ ROOT = Path(__file__).resolve().parents[1]
 REPRO = Path(sys.executable).with_name("repro")
 
 
+class StubCtx:
+    """Just enough of a RunContext to call a task's run() in a test without files: log() calls are
+    recorded, steps() counts 1..total, checkpoints are not written."""
+    seed = 0
+    no_checkpoint_reason = None
+
+    def __init__(self):
+        self.logged = []
+
+    def log(self, step, **kw):
+        self.logged.append((step, kw))
+
+    def steps(self, total, state, **kw):
+        return range(1, total + 1)
+
+    def no_checkpoint(self, reason):
+        self.no_checkpoint_reason = reason
+
+    def progress(self, n):
+        return None
+
+
 @pytest.fixture
 def cli(capsys):
     """Run `repro ARGS` in-process; returns (exit code, stdout, stderr)."""

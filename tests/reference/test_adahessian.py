@@ -8,6 +8,7 @@ import torch
 from pytorch_optimizer import AdaHessian as RefAdaHessian
 
 from optrepro.papers.adahessian_2020.method import AdaHessian
+from tests.conftest import StubCtx
 
 pytestmark = pytest.mark.reference
 
@@ -86,17 +87,7 @@ def test_the_shared_trainer_backpropagates_with_create_graph():
     cfg = ex.Config(dataset="digits", model="mlp", epochs=1)
     cfg.optim.name, cfg.optim.lr = "adahessian", 0.1
     ex.preflight(cfg)
-
-    class Ctx:
-        seed = 0
-
-        def log(self, *a, **k):
-            pass
-
-        def steps(self, total, state, **kw):
-            return range(1, total + 1)
-
-    out = ex.run(cfg, Ctx())
+    out = ex.run(cfg, StubCtx())
     assert out["test_acc"] > 50
 
 

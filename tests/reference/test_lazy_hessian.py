@@ -10,6 +10,7 @@ import torch
 from optrepro.curvature import cubic_step
 from optrepro.papers.lazy_hessian_2022 import experiment as ex
 from optrepro.papers.lazy_hessian_2022.method import LazyNewton
+from tests.conftest import StubCtx
 
 pytestmark = pytest.mark.reference
 
@@ -79,15 +80,7 @@ def test_small_M_one_step_is_newton_on_a_quadratic():
 
 def test_lazy_run_counts_and_converges():
     cfg = ex.LazyConfig(dataset="breast_cancer", every_dims=1.0, M=0.1, tol=1e-8)
-
-    class Ctx:
-        def log(self, *a, **k):
-            pass
-
-        def no_checkpoint(self, *a):
-            pass
-
-    out = ex.run(cfg, Ctx())
+    out = ex.run(cfg, StubCtx())
     assert out["reached"] == 1.0 and out["log10_grad"] <= -8
     assert out["cost"] == out["iters"] + 30 * out["hessians"]
     assert out["hessians"] == math.ceil(out["iters"] / 30)

@@ -9,6 +9,7 @@ import torch
 from optrepro.optim import OptimConfig, lr_factor
 from optrepro.papers.refined_schedules_2023 import experiment as ex
 from optrepro.papers.refined_schedules_2023 import method
+from tests.conftest import StubCtx
 
 pytestmark = pytest.mark.reference
 
@@ -61,24 +62,6 @@ def test_linear_schedule_decays_to_zero_after_warmup():
     assert [lr_factor(oc, s, 6) for s in range(6)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
 
 
-class _Ctx:
-    """Just enough of a RunContext for classify.run without files."""
-    seed = 0
-    no_checkpoint_reason = None
-
-    def __init__(self):
-        self.logged = []
-
-    def log(self, step, **kw):
-        self.logged.append((step, kw))
-
-    def steps(self, total, state, **kw):
-        return range(1, total + 1)
-
-    def no_checkpoint(self, reason):
-        pass
-
-
 def _cfg(**kw):
     cfg = ex.RefineConfig(dataset="digits", model="mlp", epochs=2, val_frac=0.2, **kw)
     cfg.optim = OptimConfig(name="sgd", lr=0.1, momentum=0.9, schedule="linear")
@@ -89,9 +72,9 @@ def _cfg(**kw):
 def test_refined_run_first_pass_is_the_linear_run_and_second_uses_the_refined_factors():
     from optrepro.run import seed_everything
     seed_everything(0)
-    linear = ex.run(_cfg(), _Ctx())
+    linear = ex.run(_cfg(), StubCtx())
     seed_everything(0)
-    ctx = _Ctx()
+    ctx = StubCtx()
     refined = ex.run(_cfg(refine=True), ctx)
     assert refined["pass1_test_loss"] == linear["test_loss"]
     assert refined["pass1_val_loss"] == linear["val_loss"]
@@ -108,5 +91,5 @@ def test_refined_second_pass_with_linear_factors_repeats_the_linear_run(monkeypa
     monkeypatch.setattr(ex.method, "refine", lambda g, power, smooth: (T.append(len(g)) or
                                                                      np.maximum(0.0, 1 - np.arange(len(g)) / len(g))))
     seed_everything(0)
-    out = ex.run(_cfg(refine=True), _Ctx())
+    out = ex.run(_cfg(refine=True), StubCtx())
     assert out["test_loss"] == out["pass1_test_loss"] and T and T[0] > 10

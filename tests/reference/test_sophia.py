@@ -10,6 +10,7 @@ from sophia_opt import SophiaG as RefSophiaG
 
 from optrepro.curvature import ggn_vp
 from optrepro.papers.sophia_2023.method import SophiaG
+from tests.conftest import StubCtx
 from optrepro.curvature import sampled_label_loss
 
 pytestmark = pytest.mark.reference
@@ -95,22 +96,13 @@ def test_trainer_refreshes_every_k_steps_and_refuses_tasks_without_samples():
     cfg.train.steps, cfg.train.batch_size, cfg.eval_batches = 25, 4, 2
     cfg.optim.name = "sophiag"
 
-    class Ctx:
-        seed = 0
-
-        def log(self, *a, **k):
-            pass
-
-        def steps(self, total, state, **kw):
-            return range(1, total + 1)
-
     from optrepro.tasks import charlm
-    out = charlm.run(cfg, Ctx(), make_optimizer=lambda ps, bs: Counting(ps, lr=1e-3, bs=bs, hessian_every=10))
+    out = charlm.run(cfg, StubCtx(), make_optimizer=lambda ps, bs: Counting(ps, lr=1e-3, bs=bs, hessian_every=10))
     assert len(calls) == 2 and out["val_loss"] > 0  # after steps 10 and 20
     ccfg = classify.ClassifyConfig(dataset="digits", model="mlp")
     ccfg.train.steps = 2
     with pytest.raises(ConfigError, match="curvature_loss"):
-        classify.run(ccfg, Ctx(), make_optimizer=lambda ps: SophiaG(ps))
+        classify.run(ccfg, StubCtx(), make_optimizer=lambda ps: SophiaG(ps))
 
 
 @pytest.mark.parametrize("kw,match", [(dict(lr=-1.0), "lr"), (dict(rho=-1.0), "rho"), (dict(bs=0), "bs"),
