@@ -42,21 +42,23 @@ def test_check_flags_a_broken_paper(tmp_path):
 
 
 def test_repro_new_passes_check_and_smoke(tmp_path):
-    """`repro new` makes a package that passes `repro check` and a smoke run, without edits."""
+    """`repro new` makes a package that passes `repro check` and a smoke run, without edits (for a pid
+    no real paper will take: the example must not collide with a paper added later)."""
     repo = _copy_repo(tmp_path)
     env = _env(repo)
-    r = repro_subprocess("new", "sophia_2023", "--family", "second-order", "--title", "Sophia", cwd=repo, env=env)
+    r = repro_subprocess("new", "newmethod_2099", "--family", "second-order", "--title", "New Method",
+                         cwd=repo, env=env)
     assert r.returncode == 0, r.stderr
-    assert (repo / "papers" / "sophia_2023" / "method.py").exists()
+    assert (repo / "papers" / "newmethod_2099" / "method.py").exists()
     r = repro_subprocess("check", cwd=repo, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = repro_subprocess("run", "sophia_2023", "--scale", "smoke", "--out", tmp_path / "runs", cwd=repo, env=env)
+    r = repro_subprocess("run", "newmethod_2099", "--scale", "smoke", "--out", tmp_path / "runs", cwd=repo, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = repro_subprocess("compare", "sophia_2023", "--scale", "smoke", "--out", tmp_path / "runs",
+    r = repro_subprocess("compare", "newmethod_2099", "--scale", "smoke", "--out", tmp_path / "runs",
                          "--reports", tmp_path / "rep", cwd=repo, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (tmp_path / "rep" / "sophia_2023" / "toy.md").exists()
-    r = repro_subprocess("new", "sophia_2023", "--family", "second-order", cwd=repo, env=env)
+    assert (tmp_path / "rep" / "newmethod_2099" / "toy.md").exists()
+    r = repro_subprocess("new", "newmethod_2099", "--family", "second-order", cwd=repo, env=env)
     assert r.returncode == 2 and "already exists" in r.stderr
     r = repro_subprocess("new", "Bad-Name", "--family", "optimizer", cwd=repo, env=env)
     assert r.returncode == 2 and "snake_case" in r.stderr
