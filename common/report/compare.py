@@ -424,14 +424,17 @@ def _ours_cell(row: dict | None, metric: str) -> str:
 
 
 def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
+    import matplotlib
     if p.kind == "curve":
         points = getattr(spec, "tune_parent", {}) or {}
         series = [metric] + [m for m in p.also if m != metric]
+        n_rows = sum(1 for row in doc["rows"] if row not in points)
+        palette = [f"C{i}" for i in range(10)] if n_rows <= 10 else [matplotlib.colormaps["tab20"](i) for i in range(20)]
         drawn = 0
         for row in doc["rows"]:
             if row in points:  # a grid point: its tuned row draws the chosen one
                 continue
-            color = f"C{drawn % 10}"  # one colour a row; its series differ by line style
+            color = palette[drawn % len(palette)]  # one colour a row (up to 20 distinct); series differ by line style
             drawn += 1
             tuned = doc["rows"][row].get("tuned")
             src = f"{row}@{tuned['chosen']}" if tuned else row
