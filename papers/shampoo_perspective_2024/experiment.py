@@ -91,5 +91,7 @@ def run(cfg: KronConfig, ctx) -> dict:
     ctx.no_checkpoint("a few hundred Adam steps on a small MLP and two 512 x 512 matrices: seconds")
     gn, ada = matrices(cfg)
     m, n = cfg.width, 32
-    return {f"err_{name}": method.scaled_error(M, method.approximation(M, m, n, cfg.kind))
-            for name, M in (("gn", gn), ("adagrad", ada))}
+    out = {f"err_{name}": method.scaled_error(M, method.approximation(M, m, n, cfg.kind))
+           for name, M in (("gn", gn), ("adagrad", ada))}
+    ctx.log(cfg.train_steps, **out)  # metrics.jsonl: the errors at the point the matrices were built
+    return out
