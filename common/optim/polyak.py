@@ -34,6 +34,8 @@ from typing import Callable
 
 import torch
 
+from optrepro.curvature import hvp, rademacher
+
 from .base import check_args, check_params
 
 def closure_loss(closure, who: str) -> torch.Tensor:
@@ -74,14 +76,10 @@ class PreconditionedPolyak(torch.optim.Optimizer):
         """The last step's loss, ||g||^2_{D^-1} and gamma (for logging)."""
 
     # -- the preconditioner -------------------------------------------------------------------------
-    def _rademacher(self, p: torch.Tensor) -> torch.Tensor:
-        z = torch.randint(0, 2, p.shape, generator=self._gen, dtype=torch.int64).to(p)
-        return z.mul_(2).sub_(1)
-
     def _hutch_sample(self, params, grads) -> list[torch.Tensor]:
-        zs = [self._rademacher(p) for p in params]
-        hz = torch.autograd.grad(grads, params, grad_outputs=zs, retain_graph=True)
-        return [z * h for z, h in zip(zs, hz)]
+        """z * (H z) for one Rademacher z (common.curvature), through the gradients' graph."""
+        zs = [rademacher(p, self._gen) for p in params]
+        return [z * h for z, h in zip(zs, hvp(None, params, zs, grads=grads))]
 
     def _diag(self, group, params, grads) -> list[torch.Tensor]:
         kind, beta, eps = group["precond"], group["beta"], group["eps"]

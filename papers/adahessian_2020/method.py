@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from optrepro.curvature import hvp, rademacher
 from optrepro.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
@@ -43,9 +44,7 @@ class AdaHessian(torch.optim.Optimizer):
         self.seed = int(seed)
 
     def _probe(self, p: torch.Tensor, step: int, gi: int, pi: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 1_009 + gi) * 10_007 + pi)
-        z = torch.randint(0, 2, p.shape, generator=gen, dtype=torch.int64)
-        return z.to(device=p.device, dtype=p.dtype).mul_(2).sub_(1)
+        return rademacher(p, torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 1_009 + gi) * 10_007 + pi))
 
     def hessian_diag(self, items) -> list[torch.Tensor]:
         """D for each (group, p, state, gi, pi) in `items` from one Hessian-vector product through the
@@ -55,11 +54,10 @@ class AdaHessian(torch.optim.Optimizer):
                 raise RuntimeError("AdaHessian needs the gradient's graph: call loss.backward(create_graph=True)")
         zs = [self._probe(p, st["step"], gi, pi) for _, p, st, gi, pi in items]
         with torch.enable_grad():
-            hz = torch.autograd.grad([p.grad for _, p, _, _, _ in items], [p for _, p, _, _, _ in items],
-                                     grad_outputs=zs, allow_unused=True, retain_graph=True)
+            hz = hvp(None, [it[1] for it in items], zs, grads=[it[1].grad for it in items])
         out = []
         for (group, p, _, _, _), z, h in zip(items, zs, hz):
-            d = torch.zeros_like(p) if h is None else (h.detach() * z).abs()
+            d = (h.detach() * z).abs()
             if group["spatial_average"] and d.ndim == 4:
                 d = d.mean(dim=(2, 3), keepdim=True).expand_as(d)
             out.append(d)
