@@ -88,7 +88,7 @@ def run(cfg: EGNConfig, ctx) -> dict:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     def loss_on(x, y) -> torch.Tensor:
-        return method.loss_parts(model(x), y, loss_kind)[0]
+        return method.mean_loss(model(x), y, loss_kind)
 
     idx = epoch_batches(len(xtr), cfg.batch_size, cfg.seed)
     per_epoch = len(xtr) // min(cfg.batch_size, len(xtr))
@@ -101,7 +101,7 @@ def run(cfg: EGNConfig, ctx) -> dict:
             loss = loss_on(xtr[i], ytr[i])
             loss.backward()
             opt.step()
-            lv = float(loss)
+            lv = float(loss.detach())
         if not math.isfinite(lv) or not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             raise Diverged(step + 1, "loss", lv)
         if (step + 1) % per_epoch == 0:

@@ -27,16 +27,21 @@ from optrepro.curvature import gn_direction
 LOSSES = ("mse", "ce")
 
 
-def loss_parts(f: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mean loss, r, Q) for outputs f (b x c) and targets y."""
+def mean_loss(f: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """The mean over the b examples of ℓ_i(f_i), for outputs f (b x c) and targets y."""
+    if loss == "mse":
+        return 0.5 * ((f - y.view(f.shape)) ** 2).sum(1).mean()
+    return nn.functional.cross_entropy(f, y)
+
+
+def residual_and_hessian(f: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, Q): the stacked ∂ℓ_i/∂f_i (bc) and the block-diagonal Hessian of Σ ℓ_i in f (bc x bc)."""
     b, c = f.shape
     if loss == "mse":
-        res = f - y.view(b, c)
-        return 0.5 * (res ** 2).sum(1).mean(), res.reshape(-1), torch.eye(b * c, dtype=f.dtype, device=f.device)
+        return (f - y.view(b, c)).reshape(-1), torch.eye(b * c, dtype=f.dtype, device=f.device)
     p = torch.softmax(f, -1)
     r = p - nn.functional.one_hot(y, c).to(f.dtype)
-    Q = torch.block_diag(*[torch.diag(pi) - torch.outer(pi, pi) for pi in p])
-    return nn.functional.cross_entropy(f, y), r.reshape(-1), Q
+    return r.reshape(-1), torch.block_diag(*[torch.diag(pi) - torch.outer(pi, pi) for pi in p])
 
 
 class EGN:
@@ -69,7 +74,8 @@ class EGN:
         theta = self._flat_params()
         with torch.no_grad():
             f = outputs(theta)
-            loss, r, Q = loss_parts(f, y, self.loss)
+            loss = mean_loss(f, y, self.loss)
+            r, Q = residual_and_hessian(f, y, self.loss)
         J = jacrev(outputs)(theta).reshape(f.numel(), -1)
         return gn_direction(J, Q, r, self.lam, f.shape[0]), loss
 

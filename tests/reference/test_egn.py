@@ -28,8 +28,8 @@ def _batch(loss, b=5, c=3):
 def test_r_and_Q_are_the_loss_derivatives_in_the_outputs(loss, c):
     x, y = _batch(loss, c=c)
     f = _model(c)(x).detach()
-    _, r, Q = method.loss_parts(f, y, loss)
-    summed = lambda out: method.loss_parts(out.view(f.shape), y, loss)[0] * f.shape[0]  # noqa: E731
+    r, Q = method.residual_and_hessian(f, y, loss)
+    summed = lambda out: method.mean_loss(out.view(f.shape), y, loss) * f.shape[0]  # noqa: E731
     fr = f.reshape(-1).clone().requires_grad_(True)
     (gr,) = torch.autograd.grad(summed(fr), [fr])
     torch.testing.assert_close(r, gr, rtol=1e-12, atol=1e-14)
@@ -52,7 +52,7 @@ def test_direction_is_the_dense_levenberg_marquardt_solve(loss, c):
         return functional_call(model, {n: v.view(s) for n, v, s in zip(names, torch.split(t, sizes), shapes)}, (x,)).reshape(-1)
 
     def mean_loss(o):
-        return method.loss_parts(o.view(len(x), c), y, loss)[0]
+        return method.mean_loss(o.view(len(x), c), y, loss)
 
     p = theta.numel()
     G = torch.stack([ggn_vp(out, mean_loss, theta, e) for e in torch.eye(p, dtype=torch.float64)], 1)
