@@ -1,0 +1,17 @@
+"""Scalable Shampoo (Anil, Gupta, Koren, Regan and Singer 2020): the optimizer is
+common.curvature.shampoo.Shampoo, shared so that other Shampoo papers (shampoo_perspective_2024)
+can run it as a row without importing this paper. See that module for the equations; its reference
+tests (pytorch-optimizer's ScalableShampoo, step by step) are tests/reference/test_shampoo.py.
+
+The class's defaults are this paper's settings for the mini tables (`optim.kwargs` may override
+them): Adagrad grafting, blocks of 128, preconditioners recomputed every 10 steps by eigh with a
+ridge of 1e-6 lambda_max, the inverse 4th root of each side of a matrix (twice the number of
+dimensions in general), Nesterov momentum 0.9 and beta2 0.999 for the statistics; the first 10
+steps move with the graft alone."""
+from __future__ import annotations
+
+from optrepro.curvature.shampoo import Shampoo
+
+
+def make(params, lr: float, betas=(0.9, 0.999), weight_decay: float = 0.0, **kwargs) -> Shampoo:
+    return Shampoo(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, **kwargs)
