@@ -203,7 +203,8 @@ class TuneSpec:
     select: str = ""
     """The metric the point is chosen on (e.g. val_acc): never a test metric."""
     maximize: Optional[bool] = None
-    """Whether a larger `select` is better (default: the table metric's direction, else True)."""
+    """Whether a larger `select` is better (default: the table metric's direction; a metric the table
+    does not declare must say it, unless its name ends in 'acc')."""
     select_from: str = ""
     """Take the point another tuned row chose instead of choosing (e.g. a schedule-free run stopped
     early must use the learning rate chosen at the full budget, which it does not know)."""
@@ -377,6 +378,11 @@ def _expand_tuning(spec: TableSpec, where: str) -> None:
         ts = TuneSpec(**(t or {}))
         if not ts.grid or not ts.select:
             raise ConfigError(f"{where}: tune.{r} needs a grid and the metric to select on (select)")
+        if ts.maximize is None and ts.select not in (spec.metrics or {}) and not ts.select.endswith("acc"):
+            # the default for a metric the table does not declare is 'larger is better', which picks the
+            # worst point of a loss: say the direction instead of guessing it
+            raise ConfigError(f"{where}: tune.{r} selects on '{ts.select}', which is not a metric of the table: "
+                              f"say which way is better (maximize: false for a loss, true for a score)")
         ts.points = {}
         for pname, vals in expand_grid(ts.grid, f"{where} tune.{r}.grid").items():
             name = f"{r}@{pname}"

@@ -77,6 +77,19 @@ def test_bad_tune_blocks_are_config_errors():
                "b": {"grid": {"optim.lr": [0.2]}, "select": "val_acc", "select_from": "a"}})
 
 
+def test_selecting_on_an_undeclared_metric_needs_its_direction():
+    # the old default (larger is better for a metric the table does not declare) chose the worst learning
+    # rate by val_loss in shampoo_2020's first run; now the config must say it
+    with pytest.raises(ConfigError, match="maximize: false"):
+        _spec({"a": {"grid": {"optim.lr": [0.01, 0.1]}, "select": "val_loss"}})
+    spec = _spec({"a": {"grid": {"optim.lr": [0.01, 0.1]}, "select": "val_loss", "maximize": False}})
+    agg = {"a@lr0.01": _row({"val_acc": {0: 1.0}, "val_loss": {0: 0.5}}),
+           "a@lr0.1": _row({"val_acc": {0: 1.0}, "val_loss": {0: 0.9}})}
+    apply_tuning(spec, agg, "mini")
+    assert agg["a"]["tuned"]["chosen"] == "lr0.01"
+    _spec({"a": {"grid": {"optim.lr": [0.1]}, "select": "train_acc"}})  # an accuracy: larger is better
+
+
 def test_holdout_is_disjoint_seeded_and_keeps_the_test_set():
     s = Split(torch.arange(100.).view(100, 1), torch.zeros(100, dtype=torch.long), torch.ones(7, 1),
               torch.zeros(7, dtype=torch.long), 2, (1,))
