@@ -3,7 +3,8 @@ against first-order ones, on the same model and batch.
 
 The optimizers are torch's SGD (momentum 0.9), Adam and AdamW, and every entry a paper lists under
 `second_order:` in its paper.yaml ({name: "papers.<pid>.method:Class"}; these are optimizers outside
-the closure-free registry, e.g. ones that differentiate the gradient). A step is zero_grad, forward,
+the closure-free registry, e.g. ones that differentiate the gradient; a class with `takes_model = True`
+is built on the model, for its layers' hooks). A step is zero_grad, forward,
 backward (with create_graph=True where the optimizer sets `needs_graph`), optimizer.step, and, for
 an optimizer with `hessian_every = k`, the curvature refresh after every k-th step (so its cost is
 amortized over the timed steps, as in training). Measured:
@@ -26,9 +27,9 @@ from optrepro.curvature.core import sampled_label_loss
 from optrepro.zo.memory import optimizer_state, peak_tensor_bytes, tensors_bytes
 
 FIRST_ORDER = {
-    "sgd": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
-    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
-    "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=5e-4),
+    "sgd": lambda ps, model=None: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
+    "adam": lambda ps, model=None: torch.optim.Adam(ps, lr=1e-3),
+    "adamw": lambda ps, model=None: torch.optim.AdamW(ps, lr=1e-3, weight_decay=5e-4),
 }
 
 
@@ -46,7 +47,8 @@ def factories(names: list[str] | None = None) -> dict:
     from optrepro import import_target
     out = dict(FIRST_ORDER)
     for name, target in entries().items():
-        out[name] = (lambda cls: (lambda ps: cls(ps)))(import_target(target))
+        out[name] = (lambda cls: (lambda ps, model=None: cls(model) if getattr(cls, "takes_model", False)
+                                  else cls(ps)))(import_target(target))
     if names:
         unknown = [n for n in names if n not in out]
         if unknown:
@@ -63,7 +65,7 @@ def _setup(model_name: str, make, device: str):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, 1, 8, 8, generator=g).to(device)
     y = torch.randint(0, 10, (64,), generator=g).to(device)
-    opt = make(list(model.parameters()))
+    opt = make(list(model.parameters()), model=model)
     graph = bool(getattr(opt, "needs_graph", False))
     every = int(getattr(opt, "hessian_every", 0) or 0)
     count, gen = [0], torch.Generator().manual_seed(2)

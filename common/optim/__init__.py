@@ -170,16 +170,18 @@ def lr_factor(oc: OptimConfig, step: int, total: int) -> float:
 
 def preflight_outside_registry(cfg, task_preflight, make) -> None:
     """Preflight a task config whose `optim.name` names an optimizer outside the registry (built by
-    `make(params)`, e.g. a second-order paper's): the task's own checks with a registered stand-in
-    name, then the optimizer built on a dummy parameter (bad arguments: ConfigError, exit 2)."""
+    `make(params, model=model)`, e.g. a second-order paper's): the task's own checks with a registered
+    stand-in name, then the optimizer built on a dummy one-unit linear model (bad arguments:
+    ConfigError, exit 2)."""
     saved, kwargs = cfg.optim.name, cfg.optim.kwargs
     cfg.optim.name, cfg.optim.kwargs = "adam", {}  # the optimizer's own arguments are checked by make()
     try:
         task_preflight(cfg)
     finally:
         cfg.optim.name, cfg.optim.kwargs = saved, kwargs
+    dummy = torch.nn.Linear(1, 1)
     try:
-        make([torch.nn.Parameter(torch.zeros(1))])
+        make(list(dummy.parameters()), model=dummy)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"optimizer {saved}: {e}") from None
 

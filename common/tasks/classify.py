@@ -48,19 +48,20 @@ def steps_for(cfg: ClassifyConfig, n_train: int) -> int:
 
 def run(cfg: ClassifyConfig, ctx: RunContext, probe: Callable[[nn.Module], dict] | None = None,
         lr_factors: Sequence[float] | None = None,
-        make_optimizer: Callable[[list], torch.optim.Optimizer] | None = None) -> dict:
+        make_optimizer: Callable[..., torch.optim.Optimizer] | None = None) -> dict:
     """Train and evaluate. `probe(model) -> {name: value}` is measured on the initial and the final
     model; the results get both, as `<name>_init` and `<name>`. `lr_factors[t]` multiplies the base
     learning rate at step t in place of `optim.schedule` (a schedule computed at run time; the last
     value holds past its end). `make_optimizer(params)` builds an optimizer that is not in the
-    registry (one whose step needs more than .grad) in place of `optim.name`."""
+    registry (one whose step needs more than .grad) in place of `optim.name`; it is called as
+    `make_optimizer(params, model=model)`, for optimizers that hook the model's layers (AdaFisher)."""
     split = data_mod.load(cfg.dataset, seed=cfg.seed)
     if cfg.val_frac > 0:
         split = split.holdout(cfg.val_frac, cfg.seed)
     model = models.build(cfg.model, split.in_shape, split.num_classes).to(cfg.device)
     cfg.train.steps = steps_for(cfg, len(split.x_train))
     params = list(model.parameters())
-    opt = make_optimizer(params) if make_optimizer else build_optimizer(params, cfg.optim)
+    opt = make_optimizer(params, model=model) if make_optimizer else build_optimizer(params, cfg.optim)
     if lr_factors is None:
         sched = make_scheduler(opt, cfg.optim, cfg.train.steps)
     else:

@@ -19,7 +19,7 @@ OURS = "adahessian"
 def _make(cfg):
     oc = cfg.optim
 
-    def make(params):
+    def make(params, model=None):
         return method.AdaHessian(params, lr=oc.lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay,
                                  seed=cfg.seed, **oc.kwargs)
     return make

@@ -19,7 +19,7 @@ OURS = "shampoo"
 def _make(cfg):
     oc = cfg.optim
 
-    def make(params):
+    def make(params, model=None):
         return method.make(params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, **oc.kwargs)
     return make
 

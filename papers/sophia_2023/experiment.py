@@ -19,7 +19,7 @@ OURS = "sophiag"
 def _make(cfg):
     oc = cfg.optim
 
-    def make(params, tokens_per_step: int = 1):
+    def make(params, tokens_per_step: int = 1, model=None):
         return method.SophiaG(params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay,
                               bs=tokens_per_step, **oc.kwargs)
     return make

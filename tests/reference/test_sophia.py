@@ -102,7 +102,7 @@ def test_trainer_refreshes_every_k_steps_and_refuses_tasks_without_samples():
     ccfg = classify.ClassifyConfig(dataset="digits", model="mlp")
     ccfg.train.steps = 2
     with pytest.raises(ConfigError, match="curvature_loss"):
-        classify.run(ccfg, StubCtx(), make_optimizer=lambda ps: SophiaG(ps))
+        classify.run(ccfg, StubCtx(), make_optimizer=lambda ps, model=None: SophiaG(ps))
 
 
 @pytest.mark.parametrize("kw,match", [(dict(lr=-1.0), "lr"), (dict(rho=-1.0), "rho"), (dict(bs=0), "bs"),
