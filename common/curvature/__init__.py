@@ -9,7 +9,10 @@
 - sym_power, inverse_root_newton: powers and inverse p-th roots of symmetric PSD matrices (eigh, and
   the coupled Newton iteration), with damping;
 - cubic_step: the cubic-regularized Newton step argmin_h <g,h> + h^T H h / 2 + M ||h||^3 / 6;
-- Lazy: a value recomputed every k steps (a reused Hessian or preconditioner) and its count.
+- Lazy: a value recomputed every k steps (a reused Hessian or preconditioner) and its count;
+- shampoo.Shampoo (blocked, grafted Shampoo with eigh or coupled-Newton roots, one-sided variants) and
+  soap.SOAP (Adam in Shampoo's eigenbasis), each equal to pytorch-optimizer's step by step;
+  optimizers.build makes either from a task's optim config.
 """
 from .core import (Lazy, cubic_step, ggn_vp, gn_direction, hutchinson_diag, hutchinson_trace, hvp, hvp_fwd,  # noqa: F401
                    inverse_root_newton, rademacher, sampled_label_loss, sym_power)

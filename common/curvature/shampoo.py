@@ -15,6 +15,9 @@ are recomputed as P_i = (S_i + ridge_eps lambda_max(S_i) I)^(-1 / e), e = 2k by 
 (common.curvature.inverse_root_newton: the paper computes them this way, off the accelerator). The
 Shampoo direction of a block is G x_1 P_1 x_2 P_2 ... x_k P_k (each P_i applied along dimension i).
 
+`one_sided` keeps statistics for some dimensions only ('left': all but the last, e.g. a matrix's
+rows, L^(-1/2) G; 'right': the last); e then counts the preconditioned dimensions.
+
 Grafting (layer-wise): the Shampoo direction D of a parameter is rescaled to the norm of the graft
 optimizer's direction A (SGD: A = g; AdaGrad: A = g / (sqrt(sum g^2) + diag_eps); RMSProp: the EMA
 with beta2 in place of the sum), D <- D ||A|| / ||D||; tensors with fewer than two dimensions after
@@ -37,6 +40,9 @@ from .core import inverse_root_newton, sym_power
 
 GRAFTS = ("none", "sgd", "adagrad", "rmsprop")
 ROOTS = ("eigh", "newton")
+SIDES = ("", "left", "right")
+"""one_sided: '' preconditions every dimension; 'left' every dimension but the last (a matrix's rows:
+L^(-1/2) G); 'right' the last only (G R^(-1/2)). The exponent counts the preconditioned dimensions."""
 
 
 def merge_dims(shape, max_dim: int) -> list[int]:
@@ -85,10 +91,12 @@ def mode_gram(block: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def apply_along(block: torch.Tensor, mats: list[torch.Tensor]) -> torch.Tensor:
-    """block x_1 mats[0] x_2 mats[1] ...: each (symmetric) matrix applied along its dimension."""
+    """block x_1 mats[0] x_2 mats[1] ...: each (symmetric) matrix applied along its dimension (None:
+    that dimension is left as it is)."""
     out = block
     for dim, P in enumerate(mats):
-        out = torch.tensordot(P, out, dims=([1], [dim])).movedim(0, dim)
+        if P is not None:
+            out = torch.tensordot(P, out, dims=([1], [dim])).movedim(0, dim)
     return out
 
 
@@ -105,7 +113,7 @@ class Shampoo(torch.optim.Optimizer):
                  nesterov: bool = True, block_size: int = 128, merge_small_dims: bool = True,
                  precondition_every: int = 10, start_preconditioning_step: int = 10, exponent: int = 0,
                  graft: str = "adagrad", diag_eps: float = 1e-10, init_eps: float = 1e-6,
-                 ridge_eps: float = 1e-6, root: str = "eigh"):
+                 ridge_eps: float = 1e-6, root: str = "eigh", one_sided: str = ""):
         from optrepro.optim.base import check_args, check_params
         check_args(lr=lr, betas=betas, weight_decay=weight_decay, beta_closed=True)  # beta2 = 1: summed statistics
         if betas[0] == 1:
@@ -121,6 +129,8 @@ class Shampoo(torch.optim.Optimizer):
             raise ValueError(f"graft must be one of {', '.join(GRAFTS)}, got {graft!r}")
         if root not in ROOTS:
             raise ValueError(f"root must be one of {', '.join(ROOTS)}, got {root!r}")
+        if one_sided not in SIDES:
+            raise ValueError(f"one_sided must be one of {', '.join(map(repr, SIDES))}, got {one_sided!r}")
         for name, v in (("diag_eps", diag_eps), ("init_eps", init_eps), ("ridge_eps", ridge_eps)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -128,7 +138,7 @@ class Shampoo(torch.optim.Optimizer):
                                                     nesterov=bool(nesterov)))
         self.block_size, self.merge_small_dims = block_size, bool(merge_small_dims)
         self.precondition_every, self.start = precondition_every, start_preconditioning_step
-        self.exponent, self.graft, self.root = exponent, graft, root
+        self.exponent, self.graft, self.root, self.one_sided = exponent, graft, root, one_sided
         self.diag_eps, self.init_eps, self.ridge_eps = float(diag_eps), float(init_eps), float(ridge_eps)
         self.root_computations = 0
         """How many inverse roots were computed (the method's extra cost)."""
@@ -136,6 +146,14 @@ class Shampoo(torch.optim.Optimizer):
     # -- per-parameter layout ------------------------------------------------------------------------
     def _shape(self, p: torch.Tensor) -> list[int]:
         return merge_dims(p.shape, self.block_size) if self.merge_small_dims else list(p.shape)
+
+    def _dims(self, k: int) -> list[int]:
+        """The preconditioned dimensions of a k-dimensional (reshaped) tensor."""
+        if self.one_sided == "left":
+            return list(range(k - 1))
+        if self.one_sided == "right":
+            return [k - 1]
+        return list(range(k))
 
     def _init(self, p: torch.Tensor, st: dict) -> None:
         st["step"] = 0
@@ -147,8 +165,8 @@ class Shampoo(torch.optim.Optimizer):
         st["stats"], st["roots"] = [], []
         if len(shape) >= 2:
             for block in _Blocks(shape, self.block_size).split(torch.empty(shape, device="meta")):
-                for d in block.shape:
-                    eye = torch.eye(d, dtype=torch.float64, device=p.device)
+                for dim in self._dims(len(shape)):
+                    eye = torch.eye(block.shape[dim], dtype=torch.float64, device=p.device)
                     st["stats"].append(self.init_eps * eye)
                     st["roots"].append(eye.clone())
 
@@ -165,20 +183,35 @@ class Shampoo(torch.optim.Optimizer):
         shape = self._shape(g)
         blocks = _Blocks(shape, self.block_size)
         parts = blocks.split(g.detach().to(torch.float64).reshape(shape))
-        k = len(shape)
+        dims = self._dims(len(shape))
+        k = len(dims)
         e = self.exponent or 2 * k
         w = 1.0 if beta2 == 1.0 else 1.0 - beta2
         out = []
         for b, block in enumerate(parts):
             S = st["stats"][b * k:(b + 1) * k]
-            for dim in range(k):
-                S[dim].mul_(beta2).add_(mode_gram(block, dim), alpha=w)
+            for j, dim in enumerate(dims):
+                S[j].mul_(beta2).add_(mode_gram(block, dim), alpha=w)
             if refresh:
-                for dim in range(k):
-                    st["roots"][b * k + dim] = inverse_root(S[dim], e, self.ridge_eps, self.root)
+                for j in range(k):
+                    st["roots"][b * k + j] = inverse_root(S[j], e, self.ridge_eps, self.root)
                 self.root_computations += k
-            out.append(apply_along(block, st["roots"][b * k:(b + 1) * k]))
+            mats = [None] * len(shape)
+            for j, dim in enumerate(dims):
+                mats[dim] = st["roots"][b * k + j]
+            out.append(apply_along(block, mats))
         return blocks.merge(out).reshape(g.shape).to(g.dtype)
+
+    def load_state_dict(self, state_dict):
+        """torch casts floating-point state to its parameter's dtype on load; the statistics and roots
+        are float64, so they are put back as saved (a resumed run repeats the uninterrupted one)."""
+        kept = {pid: {k: [t.detach().clone() for t in st[k]] for k in ("stats", "roots") if k in st}
+                for pid, st in state_dict["state"].items()}
+        super().load_state_dict(state_dict)
+        for g_sd, group in zip(state_dict["param_groups"], self.param_groups):
+            for pid, p in zip(g_sd["params"], group["params"]):
+                for k, ts in kept.get(pid, {}).items():
+                    self.state[p][k] = [t.to(device=p.device, dtype=torch.float64) for t in ts]
 
     # -- the step ------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -6,7 +6,7 @@ model (it hooks the Linear and Conv2d layers to read their inputs and output gra
 outside the optimizer registry; time and memory per step: `repro bench second-order`."""
 from __future__ import annotations
 
-from optrepro.curvature.shampoo import Shampoo
+from optrepro.curvature import optimizers as shared
 from optrepro.optim import preflight_outside_registry
 from optrepro.tasks import classify
 
@@ -20,8 +20,8 @@ def _make(cfg):
     oc = cfg.optim
 
     def make(params, model=None):
-        if oc.name == "shampoo":
-            return Shampoo(params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, **oc.kwargs)
+        if oc.name in shared.SHARED:
+            return shared.build(oc, params)
         return method.AdaFisher(model, lr=oc.lr, beta=oc.betas[0], weight_decay=oc.weight_decay, **oc.kwargs)
     return make
 

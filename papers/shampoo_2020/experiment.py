@@ -1,5 +1,5 @@
 """One row, one seed: the shared classification task (common.tasks.classify) with Shampoo
-(method.py; optim.name 'shampoo', its extra arguments in optim.kwargs: graft, block_size,
+(common.curvature.shampoo, see method.py; optim.name 'shampoo', its extra arguments in optim.kwargs: graft, block_size,
 precondition_every, start_preconditioning_step, root, ...) or any registered optimizer. Shampoo is
 outside the optimizer registry like the other second-order methods (it is listed under
 `second_order:` for `repro bench second-order`, which measures its time and memory per step). The
@@ -7,28 +7,19 @@ outside the optimizer registry like the other second-order methods (it is listed
 direction Shampoo's own magnitude comes from."""
 from __future__ import annotations
 
+from optrepro.curvature import optimizers as shared
 from optrepro.optim import preflight_outside_registry
 from optrepro.tasks import classify
-
-from . import method
 
 Config = classify.ClassifyConfig
 OURS = "shampoo"
 
 
-def _make(cfg):
-    oc = cfg.optim
-
-    def make(params, model=None):
-        return method.make(params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, **oc.kwargs)
-    return make
-
-
 def preflight(cfg) -> None:
     if cfg.optim.name != OURS:
         return classify.preflight(cfg)
-    preflight_outside_registry(cfg, classify.preflight, _make(cfg))
+    preflight_outside_registry(cfg, classify.preflight, shared.maker(cfg.optim))
 
 
 def run(cfg, ctx) -> dict:
-    return classify.run(cfg, ctx, make_optimizer=_make(cfg) if cfg.optim.name == OURS else None)
+    return classify.run(cfg, ctx, make_optimizer=shared.maker(cfg.optim) if cfg.optim.name == OURS else None)

@@ -10,8 +10,4 @@ dimensions in general), Nesterov momentum 0.9 and beta2 0.999 for the statistics
 steps move with the graft alone."""
 from __future__ import annotations
 
-from optrepro.curvature.shampoo import Shampoo
-
-
-def make(params, lr: float, betas=(0.9, 0.999), weight_decay: float = 0.0, **kwargs) -> Shampoo:
-    return Shampoo(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, **kwargs)
+from optrepro.curvature.shampoo import Shampoo  # noqa: F401  (the method; built by common.curvature.optimizers)

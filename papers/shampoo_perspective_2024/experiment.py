@@ -10,7 +10,12 @@ middle layer's weight W (width x 32, no bias):
 - adagrad:  (1/n) Σ_i vec(G_i) vec(G_i)', G_i example i's gradient of the loss in W (true labels).
 
 Each row computes one approximation `kind` (method.py: optimal, one_step = Shampoo squared, shampoo)
-of both and reports `err_gn`, `err_adagrad`: the relative Frobenius error after the best scaling."""
+of both and reports `err_gn`, `err_adagrad`: the relative Frobenius error after the best scaling.
+
+`train` (the train table): the shared classification task (common.tasks.classify) with the Shampoo
+variants the paper's view motivates (common.curvature.shampoo: exponent 4 = Shampoo, exponent 2 =
+Shampoo squared, one-sided) and SOAP (common.curvature.soap), optim.name 'shampoo' / 'soap' with their
+arguments in optim.kwargs, or any registered optimizer."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +26,10 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
 from optrepro.config import BaseConfig
+from optrepro.curvature import optimizers as shared
 from optrepro.errors import ConfigError
+from optrepro.optim import preflight_outside_registry
+from optrepro.tasks import classify
 
 from . import method
 
@@ -38,9 +46,14 @@ class KronConfig(BaseConfig):
 
 
 Config = KronConfig
+ClassifyConfig = classify.ClassifyConfig
 
 
-def preflight(cfg: KronConfig) -> None:
+def preflight(cfg) -> None:
+    if isinstance(cfg, ClassifyConfig):
+        if cfg.optim.name not in shared.SHARED:
+            return classify.preflight(cfg)
+        return preflight_outside_registry(cfg, classify.preflight, shared.maker(cfg.optim))
     if cfg.kind not in method.KINDS:
         raise ConfigError(f"kind must be one of {', '.join(method.KINDS)}, got {cfg.kind!r}")
     if not 2 <= cfg.width <= 32 or cfg.train_steps < 0 or not 16 <= cfg.n_examples <= 1347:
@@ -95,3 +108,7 @@ def run(cfg: KronConfig, ctx) -> dict:
            for name, M in (("gn", gn), ("adagrad", ada))}
     ctx.log(cfg.train_steps, **out)  # metrics.jsonl: the errors at the point the matrices were built
     return out
+
+
+def train(cfg, ctx) -> dict:
+    return classify.run(cfg, ctx, make_optimizer=shared.maker(cfg.optim) if cfg.optim.name in shared.SHARED else None)

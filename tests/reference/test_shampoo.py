@@ -9,6 +9,7 @@ import scipy.linalg
 import torch
 from pytorch_optimizer import ScalableShampoo
 from pytorch_optimizer.optimizer.utils.graft import LayerWiseGrafting
+from pytorch_optimizer.optimizer.utils.partition import PreConditionerType
 
 from optrepro.curvature.shampoo import Shampoo, _Blocks, apply_along, inverse_root, merge_dims, mode_gram
 
@@ -58,6 +59,21 @@ def test_steps_equal_scalable_shampoo_with_svd_roots(graft, nesterov, beta2):
                     use_svd=True))
     assert worst < 1e-10
     assert ours.root_computations == 4 * (6 * 2 + 3)  # steps 2, 4, 6, 8: 6 blocks x 2 dims + one 3-D tensor
+
+
+@pytest.mark.parametrize("side,ref_type", [("left", PreConditionerType.INPUT), ("right", PreConditionerType.OUTPUT)])
+def test_one_sided_equals_the_references_input_and_output_types(side, ref_type):
+    # 'left': every dimension but the last (the exponent counts them: a matrix gets L^(-1/2) G); 'right': the last
+    kw = dict(lr=0.05, betas=(0.9, 0.99), block_size=8)
+    worst, ours = _run_pair(
+        SHAPES, ours_kw=dict(kw, merge_small_dims=False, precondition_every=2, start_preconditioning_step=1,
+                             graft="adagrad", ridge_eps=0.0, one_sided=side),
+        ref_kw=dict(kw, shape_interpretation=False, preconditioning_compute_steps=2, start_preconditioning_step=1,
+                    graft_type=LayerWiseGrafting.ADAGRAD, use_svd=True, pre_conditioner_type=ref_type))
+    assert worst < 1e-10
+    # (20, 12) in 3 x 2 blocks and (6, 4, 3): 'left' keeps 6 + 2 statistics, 'right' 6 + 1
+    assert len(ours.state[next(iter(ours.state))]["stats"]) == 6
+    assert ours.root_computations == 4 * (6 + (2 if side == "left" else 1))
 
 
 def test_merged_small_dims_equal_the_reference():
@@ -125,6 +141,32 @@ def test_pieces_against_their_definitions():
     assert merge_dims((64, 1, 5), 128) == [64, 5]
 
 
+def test_a_checkpoint_resumes_exactly_with_float64_statistics():
+    # torch's load_state_dict casts floating state to the parameter's dtype (float32 here); Shampoo keeps
+    # its statistics and roots in float64, so a resumed run must repeat the uninterrupted one bit for bit
+    def grads(t):
+        return [torch.randn(12, 9, generator=torch.Generator().manual_seed(10 + t))]
+
+    def run(ps, opt, ts):
+        for t in ts:
+            ps[0].grad = grads(t)[0]
+            opt.step()
+    kw = dict(lr=0.05, block_size=16, precondition_every=2, start_preconditioning_step=1)
+    a = [torch.nn.Parameter(torch.ones(12, 9))]
+    oa = Shampoo(a, **kw)
+    run(a, oa, range(6))
+    b = [torch.nn.Parameter(torch.ones(12, 9))]
+    ob = Shampoo(b, **kw)
+    run(b, ob, range(3))
+    sd = ob.state_dict()
+    c = [torch.nn.Parameter(b[0].detach().clone())]
+    oc = Shampoo(c, **kw)
+    oc.load_state_dict(sd)
+    assert oc.state[c[0]]["stats"][0].dtype == torch.float64
+    run(c, oc, range(3, 6))
+    assert torch.equal(a[0], c[0])
+
+
 def test_beta2_one_sums_the_statistics():
     ps = _params([(5, 3)])
     opt = Shampoo(ps, betas=(0.9, 1.0), init_eps=1e-3, block_size=16, merge_small_dims=False)
@@ -158,7 +200,8 @@ def test_graft_only_before_start_is_adagrad_with_momentum():
 
 @pytest.mark.parametrize("kw,match", [({"graft": "adam"}, "graft"), ({"root": "svd"}, "root"),
                                       ({"block_size": 0}, "block_size"), ({"exponent": -1}, "exponent"),
-                                      ({"init_eps": float("nan")}, "init_eps"), ({"lr": -1.0}, "lr")])
+                                      ({"init_eps": float("nan")}, "init_eps"), ({"lr": -1.0}, "lr"),
+                                      ({"one_sided": "both"}, "one_sided")])
 def test_bad_arguments_are_value_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         Shampoo([torch.nn.Parameter(torch.zeros(2, 2))], **kw)
