@@ -98,8 +98,6 @@ class AdaFisher(torch.optim.Optimizer):
         self.damping, self.gamma, self.refresh_every = float(damping), float(gamma), refresh_every
         self.steps = 0
         self.layers = [m for m in model.modules() if isinstance(m, SUPPORTED)]
-        self.H: dict[int, torch.Tensor] = {}
-        self.S: dict[int, torch.Tensor] = {}
         self._hooks = [m.register_forward_hook(self._forward_hook(i)) for i, m in enumerate(self.layers)]
         self._owner = {}
         for i, m in enumerate(self.layers):
@@ -111,27 +109,43 @@ class AdaFisher(torch.optim.Optimizer):
     def _refreshing(self) -> bool:
         return self.steps % self.refresh_every == 0
 
-    def _fold(self, store: dict, i: int, new: torch.Tensor) -> None:
-        if i not in store:
-            store[i] = torch.ones_like(new)
-        store[i].mul_(self.gamma / 10).add_(minmax(new), alpha=self.gamma / 100)
+    def _fold(self, key: str, i: int, new: torch.Tensor) -> None:
+        """Fold a new estimate into layer i's running factor (kept in its weight's optimizer state, so
+        checkpoints and state counts include it)."""
+        st = self.state[self.layers[i].weight]
+        if key not in st:
+            st[key] = torch.ones_like(new)
+        st[key].mul_(self.gamma / 10).add_(minmax(new), alpha=self.gamma / 100)
+
+    @property
+    def H(self) -> dict[int, torch.Tensor]:
+        """{layer index: running activation factor}."""
+        return {i: self.state[m.weight]["H"] for i, m in enumerate(self.layers) if "H" in self.state[m.weight]}
+
+    @property
+    def S(self) -> dict[int, torch.Tensor]:
+        """{layer index: running output-gradient factor}."""
+        return {i: self.state[m.weight]["S"] for i, m in enumerate(self.layers) if "S" in self.state[m.weight]}
 
     def _forward_hook(self, i):
         """On a refresh step's training forward pass: fold H from the layer's input, and hook the
         output so that the backward pass folds S from its gradient."""
         def hook(module, inputs, output):
             if torch.is_grad_enabled() and module.training and self._refreshing() and output.requires_grad:
-                self._fold(self.H, i, activation_diag(inputs[0].detach(), module))
-                output.register_hook(lambda g: self._fold(self.S, i, output_grad_diag(g.detach(), module)))
+                self._fold("H", i, activation_diag(inputs[0].detach(), module))
+                output.register_hook(lambda g: self._fold("S", i, output_grad_diag(g.detach(), module)))
         return hook
 
     def fisher_diag(self, p: torch.Tensor) -> torch.Tensor | None:
         """F for parameter p (None: p is not a supported layer's, F = 1)."""
         owner = self._owner.get(id(p))
-        if owner is None or owner[0] not in self.H or owner[0] not in self.S:
+        if owner is None:
             return None
         i, kind = owner
-        F = torch.outer(self.S[i], self.H[i]) + self.damping  # (out, in [+1])
+        st = self.state[self.layers[i].weight]
+        if "H" not in st or "S" not in st:
+            return None
+        F = torch.outer(st["S"], st["H"]) + self.damping  # (out, in [+1])
         if kind == "bias":
             return F[:, -1].reshape(p.shape)
         layer = self.layers[i]
@@ -163,15 +177,12 @@ class AdaFisher(torch.optim.Optimizer):
     # -- checkpoints -----------------------------------------------------------------------------------
     def state_dict(self):
         sd = super().state_dict()
-        sd["adafisher"] = {"steps": self.steps, "H": {i: t.clone() for i, t in self.H.items()},
-                           "S": {i: t.clone() for i, t in self.S.items()}}
+        sd["adafisher_steps"] = self.steps
         return sd
 
     def load_state_dict(self, sd):
         sd = dict(sd)
-        extra = sd.pop("adafisher", None)
+        steps = sd.pop("adafisher_steps", None)
         super().load_state_dict(sd)
-        if extra is not None:
-            self.steps = int(extra["steps"])
-            self.H = {int(i): t.clone() for i, t in extra["H"].items()}
-            self.S = {int(i): t.clone() for i, t in extra["S"].items()}
+        if steps is not None:
+            self.steps = int(steps)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 
 def test_every_second_order_entry_is_an_optimizer_that_trains():
     from optrepro import import_target
-    assert {"adahessian", "sophiag"} <= set(bench.entries())
+    assert {"adahessian", "sophiag", "shampoo", "soap", "adafisher"} <= set(bench.entries())
     for name, target in bench.entries().items():
         cls = import_target(target)
         assert issubclass(cls, torch.optim.Optimizer), name
@@ -27,6 +27,12 @@ def test_bench_measures_state_and_peak_memory():
     # the double backward keeps the gradient's graph alive: AdaHessian's step peaks above Adam's
     assert rows["adahessian"]["peak_mib"] > rows["adam"]["peak_mib"]
     assert "| `adahessian` | yes |" in bench.markdown(list(rows.values()), "test", "mlp", "cpu")
+
+
+def test_an_optimizer_that_takes_the_model_is_built_on_it():
+    # AdaFisher hooks the model's layers: the bench builds it on the model, and its factors count as state
+    rows = {r["optimizer"]: r for r in bench.run(["adam", "adafisher"], "mlp", steps=1)}
+    assert 4.0 < rows["adafisher"]["state_bytes_per_param"] < 8.0  # momentum + the small per-layer factors
 
 
 def test_unknown_name_is_a_usage_error():
