@@ -9,10 +9,14 @@ Second-order MAML differentiates through the inner steps (create_graph); first-o
 inner gradients as constants, so the meta-gradient is the query gradient at theta'_t. Tasks are
 batched with torch.func.vmap over per-task copies of the parameters (one copy per task, expanded from
 theta, so autograd gives each task its own inner gradient). Reference: torchopt's MetaSGD on the same
-tasks, and the closed form for linear regression (tests/reference/test_meta.py)."""
+tasks, and the closed form for linear regression (tests/reference/test_maml.py).
+
+Task samplers: the MAML paper's sinusoid regression (`sinusoid_tasks`) and N-way K-shot
+classification from a labelled set (`fewshot_tasks`); `adaptation_curve` scores a trained
+initialization after 0, 1, ... adaptation steps."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -63,3 +67,51 @@ def sinusoid_tasks(n_tasks: int, shots: int, generator: torch.Generator, amplitu
     A, phi = u(*amplitude, n_tasks, 1, 1), u(*phase, n_tasks, 1, 1)
     xs, xq = u(*x_range, n_tasks, shots, 1), u(*x_range, n_tasks, query or shots, 1)
     return (xs, A * torch.sin(xs - phi)), (xq, A * torch.sin(xq - phi)), (A.flatten(), phi.flatten())
+
+
+def ce_per_task(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each task, shape (T,): out (T, K, classes), y (T, K)."""
+    T, K = y.shape
+    return nn.functional.cross_entropy(out.reshape(T * K, -1), y.reshape(-1), reduction="none").view(T, K).mean(1)
+
+
+def fewshot_tasks(x: torch.Tensor, y: torch.Tensor, classes: list[int], n_way: int, shots: int, query: int,
+                  n_tasks: int, generator: torch.Generator):
+    """N-way K-shot classification tasks from the examples of `classes`: each task draws n_way of them,
+    relabels them 0..n_way-1 in a random order, and draws `shots` support and `query` query examples
+    per class without overlap. Returns ((x_s, y_s), (x_q, y_q)) with x (T, n_way * K, ...), y (T, n_way * K)."""
+    pools = {c: torch.nonzero(y == c).flatten() for c in classes}
+    short = [c for c, p in pools.items() if len(p) < shots + query]
+    if short or len(classes) < n_way:
+        raise ValueError(f"need {n_way} classes with >= {shots + query} examples each; short: {short}")
+    xs, ys, xq, yq = [], [], [], []
+    for _ in range(n_tasks):
+        chosen = [classes[int(i)] for i in torch.randperm(len(classes), generator=generator)[:n_way]]
+        s_idx, q_idx, s_lab, q_lab = [], [], [], []
+        for label, c in enumerate(chosen):
+            pick = pools[c][torch.randperm(len(pools[c]), generator=generator)[:shots + query]]
+            s_idx.append(pick[:shots])
+            q_idx.append(pick[shots:])
+            s_lab += [label] * shots
+            q_lab += [label] * query
+        xs.append(x[torch.cat(s_idx)])
+        xq.append(x[torch.cat(q_idx)])
+        ys.append(torch.tensor(s_lab))
+        yq.append(torch.tensor(q_lab))
+    return (torch.stack(xs), torch.stack(ys)), (torch.stack(xq), torch.stack(yq))
+
+
+def adaptation_curve(model: nn.Module, loss_fn: Callable, support: tuple, query: tuple, lr: float,
+                     steps: Sequence[int], score: Callable) -> dict[int, float]:
+    """{s: score(outputs on the query set, query labels)} after s = each of `steps` SGD steps (at lr) on
+    each task's support set from the model's parameters (no meta-gradient: evaluation)."""
+    params = {k: v.detach() for k, v in per_task(model, len(support[0])).items()}
+    out, done = {}, 0
+    for s in sorted(steps):
+        with torch.enable_grad():
+            params = {k: v.detach().requires_grad_() for k, v in params.items()}
+            params = adapt(model, params, loss_fn, *support, steps=s - done, lr=lr, first_order=True)
+        done = s
+        with torch.no_grad():
+            out[s] = float(score(forward(model, params, query[0]), query[1]))
+    return out

@@ -84,3 +84,35 @@ def test_sinusoid_tasks_follow_their_definition():
     assert bool((A >= 0.1).all() and (A <= 5).all() and (phi >= 0).all() and (phi <= torch.pi).all())
     assert bool((xs.abs() <= 5).all())
     assert torch.allclose(ys, A.view(-1, 1, 1) * torch.sin(xs - phi.view(-1, 1, 1)))
+
+
+def test_fewshot_tasks_relabel_and_do_not_overlap():
+    g = torch.Generator().manual_seed(4)
+    x = torch.arange(300.).view(300, 1)
+    y = torch.arange(300) % 6
+    (xs, ys), (xq, yq) = meta.fewshot_tasks(x, y, [0, 2, 4, 5], n_way=3, shots=2, query=4, n_tasks=20, generator=g)
+    assert xs.shape == (20, 6, 1) and yq.shape == (20, 12)
+    for t in range(20):
+        assert not set(xs[t].flatten().tolist()) & set(xq[t].flatten().tolist())  # support and query disjoint
+        orig_s = y[xs[t].flatten().long()]
+        orig_q = y[xq[t].flatten().long()]
+        for label in range(3):  # each new label is one original class, the same in support and query
+            assert len(set(orig_s[ys[t] == label].tolist())) == 1
+            assert set(orig_q[yq[t] == label].tolist()) == set(orig_s[ys[t] == label].tolist())
+        assert set(orig_s.tolist()) <= {0, 2, 4, 5}
+    with pytest.raises(ValueError, match="need 3 classes"):
+        meta.fewshot_tasks(x, y, [0, 1], n_way=3, shots=2, query=4, n_tasks=1, generator=g)
+
+
+def test_adaptation_curve_matches_adapting_step_by_step():
+    support, query = _tasks(T=3)
+    net = _net()
+    score = lambda out, y: meta.mse_per_task(out, y).mean()
+    curve = meta.adaptation_curve(net, meta.mse_per_task, support, query, 0.05, [0, 1, 3], score)
+    for s in (0, 1, 3):
+        p = meta.adapt(net, {k: v.detach().requires_grad_() for k, v in meta.per_task(net, 3).items()},
+                       meta.mse_per_task, *support, steps=s, lr=0.05, first_order=True)
+        with torch.no_grad():
+            want = float(score(meta.forward(net, p, query[0]), query[1]))
+        assert curve[s] == pytest.approx(want, rel=1e-12)
+    assert curve[3] < curve[0]
