@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def collect(out: Path, pid: str, table: str, scale: str, rows: list[str], varian
     for row in rows:
         d = Path(out) / pid / table / scale / (row + variant)
         res[row] = [json.loads(p.read_text()) for p in sorted(d.glob("seed*/result.json"))]
+    return res
+
+
+def unfinished(out: Path, pid: str, table: str, scale: str, rows: list[str], variant: str = "") -> list[str]:
+    """`row/seedN` of the runs that started (config.yaml) but left no result.json: still running, or
+    killed before they could write one."""
+    res = []
+    for row in rows:
+        d = Path(out) / pid / table / scale / (row + variant)
+        res += [f"{row}/{p.parent.name}" for p in sorted(d.glob("seed*/config.yaml"))
+                if not (p.parent / "result.json").exists()]
     return res
 
 
@@ -183,6 +195,14 @@ def compare(paper, table: str, scale: str = "mini", out: Path = Path("runs"),
         raise UsageError(f"no results for {paper.pid}/{table} at scale {scale}{what} under {out}/; "
                          f"run `repro run {paper.pid} {table} --scale {scale}"
                          f"{' ' + ov.describe(overrides) if variant else ''}` first")
+    pending = unfinished(out, paper.pid, table, scale, run_rows(spec, scale), variant)
+    if pending:
+        listed = ", ".join(pending[:3]) + (" ..." if len(pending) > 3 else "")
+        msg = (f"{len(pending)} run(s) of {paper.pid}/{table} have not finished ({listed}): still running, or "
+               f"killed (`repro run {paper.pid} {table} --scale {scale} --resume` completes them)")
+        if committed and not allow_dirty:
+            raise UsageError(f"refusing to write {paper.pid}/{table} into reports/: {msg}")
+        print(f"repro compare: warning: {msg}; this report leaves them out", file=sys.stderr)
     metas = [r["meta"] for rs in results.values() for r in rs if "meta" in r]
     shas = sorted({m["git_sha"] for m in metas})
     dirty_runs = [x for x in shas if x.endswith("-dirty") or x == "unknown"]

@@ -308,3 +308,21 @@ def test_launcher_options_and_device_are_checked_before_any_run(cli, tmp_path, m
 def test_cuda_without_a_gpu_exits_2(cli, tmp_path):
     code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs", "device=cuda")
     assert code == 2 and "no CUDA device" in err
+
+
+def test_compare_leaves_out_unfinished_runs_and_says_so(cli, tmp_path):
+    # a run still in progress (or SIGKILLed) has config.yaml and no result.json; a compare made while a table
+    # was finishing once reported 9 seeds of 10 without a word: now it warns, and refuses for reports/
+    code, out, err = cli("run", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs")
+    assert code == 0, err
+    seed = next((tmp_path / "runs" / P / "toy2d" / "smoke").glob("*/seed0"))
+    (seed / "result.json").unlink()
+    from optrepro.report.compare import unfinished
+    from optrepro.registry import get_paper
+    from optrepro.config import run_rows
+    spec = get_paper(P).load_table("toy2d")
+    assert unfinished(tmp_path / "runs", P, "toy2d", "smoke", run_rows(spec, "smoke")) == [f"{seed.parent.name}/seed0"]
+    code, out, err = cli("compare", P, "toy2d", "--scale", "smoke", "--out", tmp_path / "runs",
+                         "--reports", tmp_path / "rep")
+    assert code == 0, err
+    assert "have not finished" in err and f"{seed.parent.name}/seed0" in err
