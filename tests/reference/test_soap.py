@@ -7,48 +7,33 @@ import torch
 from pytorch_optimizer import SOAP as RefSOAP
 
 from optrepro.curvature.soap import SOAP, _to_basis
+from tests.reference.lockstep import lockstep
 
 pytestmark = pytest.mark.reference
 
 SHAPES = [(9, 6), (4, 3, 5), (7,)]
 
 
-def _params(shapes, dtype):
-    g = torch.Generator().manual_seed(0)
-    return [torch.nn.Parameter(torch.randn(*s, generator=g, dtype=dtype)) for s in shapes]
-
-
-def _run(dtype, every, steps=12, wd=1e-2, max_dim=10000):
-    ours_p, ref_p = _params(SHAPES, dtype), _params(SHAPES, dtype)
-    ours = SOAP(ours_p, lr=3e-3, betas=(0.95, 0.95), weight_decay=wd, precondition_every=every, max_precondition_dim=max_dim)
-    ref = RefSOAP(ref_p, lr=3e-3, betas=(0.95, 0.95), weight_decay=wd, precondition_frequency=every,
-                  max_precondition_dim=max_dim)
-    gen = torch.Generator().manual_seed(1)
-    worst = 0.0
-    for _ in range(steps):
-        grads = [torch.randn(*s, generator=gen, dtype=dtype) for s in SHAPES]
-        for ps in (ours_p, ref_p):
-            for p, g in zip(ps, grads):
-                p.grad = g.clone()
-        ours.step()
-        ref.step()
-        for a, b in zip(ours_p, ref_p):
-            a, b = a.detach(), b.detach()
-            worst = max(worst, float((a - b).abs().max() / b.abs().max()))
-    return worst
+def _run(every, tol, steps=12, wd=1e-2, max_dim=10000):
+    """Ours and the reference on the same gradients (tests/reference/lockstep), compared after every step."""
+    lockstep(lambda ps: SOAP(ps, lr=3e-3, betas=(0.95, 0.95), weight_decay=wd, precondition_every=every,
+                             max_precondition_dim=max_dim),
+             lambda ps: RefSOAP(ps, lr=3e-3, betas=(0.95, 0.95), weight_decay=wd, precondition_frequency=every,
+                                max_precondition_dim=max_dim),
+             shapes=SHAPES, steps=steps, atol=tol, rtol=tol, zeros=False)
 
 
 def test_steps_equal_the_reference_between_refreshes():
-    assert _run(torch.float64, every=1000) < 1e-12
+    _run(every=1000, tol=1e-12)
 
 
 def test_steps_match_the_reference_across_refreshes():
     # the reference casts the power iteration's QR to float32; ours keeps float64
-    assert _run(torch.float64, every=3) < 1e-7
+    _run(every=3, tol=1e-7)
 
 
 def test_dimensions_above_the_limit_are_left_unrotated_as_in_the_reference():
-    assert _run(torch.float64, every=3, max_dim=5) < 1e-7
+    _run(every=3, tol=1e-7, max_dim=5)
 
 
 def test_rotation_of_a_matrix_is_ql_t_g_qr():
