@@ -131,9 +131,12 @@ def val_loss(model: nn.Module, corpus: CharCorpus, batch_size: int, context: int
     return tot / n
 
 
-def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None) -> dict:
+def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None) -> dict:
     """One row, one seed. `make_optimizer(params, tokens_per_step)` builds an optimizer outside the
-    registry (second-order ones) in place of `optim.name`; the schedule still comes from `optim`."""
+    registry (second-order ones) in place of `optim.name`; the schedule still comes from `optim`.
+    `probe(model, opt, one_step) -> {name: value}` runs after training and its values join the
+    results (`one_step()` takes one more training step on a fresh batch: for measuring a step's
+    memory; the reported metrics are computed before it)."""
     corpus = load_corpus(cfg)
     model = tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.arch).to(cfg.device)
     n = model.n_params()
@@ -170,4 +173,11 @@ def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None) -> dict:
         return out
 
     final = train_loop(model, opt, sched, step_loss, evaluate, tc, ctx, curvature_loss=curvature_loss)
+    if probe is not None:
+        def one_step():
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            step_loss(tc.steps).backward()
+            opt.step()
+        final = {**final, **probe(model, opt, one_step)}
     return {**final, **size} if cfg.tokens or cfg.flops else final
