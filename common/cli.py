@@ -76,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="lint every paper against the contract")
 
     s = sub.add_parser("bench", help="time one optimizer step (`repro bench optimizers`), measure ZO memory "
-                                     "and time against inference (`repro bench zo`), or a training step's time "
-                                     "and memory with second-order optimizers (`repro bench second-order`)")
-    s.add_argument("what", choices=["optimizers", "zo", "second-order"])
-    s.add_argument("--device", default="cpu", help="zo, second-order: cpu or cuda")
+                                     "and time against inference (`repro bench zo`), a training step's time "
+                                     "and memory with second-order optimizers (`repro bench second-order`), or every "
+                                     "optimizer's state bytes and step peak memory (`repro bench memory`)")
+    s.add_argument("what", choices=["optimizers", "zo", "second-order", "memory"])
+    s.add_argument("--device", default="cpu", help="zo, second-order, memory: cpu or cuda")
     s.add_argument("--model", default="cnn", help="second-order: cnn or mlp")
     s.add_argument("--d-model", type=int, default=512, help="zo: width of the byte-level GPT-2 (8 layers)")
     s.add_argument("--only", default=None, help="comma-separated optimizer names (default: every paper's)")
@@ -379,6 +380,8 @@ def cmd_bench(a):
         return _bench_zo(a, hardware)
     if a.what == "second-order":
         return _bench_second_order(a, hardware)
+    if a.what == "memory":
+        return _bench_memory(a, hardware)
     from optrepro.optim import bench, registry
     names = _split(a.only)
     if names:
@@ -401,6 +404,21 @@ def _check_device(device: str) -> None:
         raise UsageError(f"--device must be cpu or cuda, got {device}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device here")
+
+
+def _bench_memory(a, hardware):
+    from optrepro.optim import memory_bench, registry
+    _check_device(a.device)
+    names = _split(a.only)
+    unknown = [n for n in names or [] if n not in registry()]
+    if unknown:
+        raise UsageError(f"unknown optimizer(s) {', '.join(unknown)}; valid: {', '.join(sorted(registry()))}")
+    md = memory_bench.markdown(memory_bench.run(names, a.device), hardware(), a.device)
+    print(md)
+    if a.write:
+        from optrepro.io import atomic_write_text
+        atomic_write_text(Path(a.write), md)
+    return 0
 
 
 def _bench_second_order(a, hardware):
