@@ -491,10 +491,14 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
         sds = [doc["rows"][r]["metrics"][metric]["std"] for r in rows]
         colors = [f"C{i % 10}" for i in range(len(rows))]
         ax.bar(range(len(rows)), means, yerr=sds, capsize=4, color=colors, edgecolor="black", linewidth=0.5)
+        seed_vals = [list((doc["rows"][r].get("per_seed", {}).get(metric) or {}).values()) for r in rows]
+        for i, vals in enumerate(seed_vals):  # every seed as a dot: a bimodal row is not its mean +- std
+            ax.scatter([i] * len(vals), vals, s=9, color="black", alpha=0.6, zorder=3, linewidths=0)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(rows, rotation=30, ha="right", fontsize=8)
         rep = [(rows.index(r["row"]), r["value"]) for r in doc["reported"] if r["row"] in rows and r["metric"] == metric]
         shown = [m + d for m, d in zip(means, sds)] + [m - d for m, d in zip(means, sds)]
+        shown += [v for vals in seed_vals for v in vals]
         if rep and scale == "full":
             ax.scatter([i for i, _ in rep], [v for _, v in rep], color="red", marker="D", zorder=3, label="paper")
             ax.legend(fontsize=8)
@@ -510,7 +514,7 @@ def _draw(ax, doc, spec, results, out, pid, table, scale, p, metric) -> None:
         ax.set_xscale("log")
     ax.set_ylabel(p.ylabel or (spec.metrics[metric].label or metric if metric in spec.metrics else metric))
     ax.set_title(f"{pid} / {table} ({scale}, n={max((len(a['seeds']) for a in doc['rows'].values()), default=0)} seeds"
-                 f"{', bars: mean ± std' if p.kind != 'curve' else ', mean ± std'})", fontsize=10)
+                 f"{', bars: mean ± std, dots: seeds' if p.kind != 'curve' else ', mean ± std'})", fontsize=10)
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -22,7 +22,7 @@ def test_zoomed_limits_only_when_the_values_sit_far_from_zero():
     assert zoomed_limits([1.0]) is None and zoomed_limits([2.0, 2.0]) is None
 
 
-def test_bar_figure_has_a_colour_per_row_error_bars_and_a_zoomed_axis():
+def test_bar_figure_has_a_colour_per_row_error_bars_seed_dots_and_a_zoomed_axis():
     import matplotlib.pyplot as plt
     doc = json.loads((ROOT / "reports" / "adabelief_2020" / "cifar10.json").read_text())
     spec = get_paper("adabelief_2020").load_table("cifar10")
@@ -35,8 +35,12 @@ def test_bar_figure_has_a_colour_per_row_error_bars_and_a_zoomed_axis():
         from matplotlib.container import ErrorbarContainer
         assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)
         means = [doc["rows"][r]["metrics"][spec.plot.metric]["mean"] for r in rows]
+        seeds = [v for r in rows for v in doc["rows"][r]["per_seed"][spec.plot.metric].values()]
+        # every seed is a dot (a bimodal row is not its mean +- std), and the axis shows them all
+        from matplotlib.collections import PathCollection
+        assert sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)) == len(seeds)
         lim = zoomed_limits([m + s * d for r, m in zip(rows, means) for s in (1, -1)
-                             for d in [doc["rows"][r]["metrics"][spec.plot.metric]["std"]]])
+                             for d in [doc["rows"][r]["metrics"][spec.plot.metric]["std"]]] + seeds)
         assert ax.get_ylim() == pytest.approx(lim) if lim else ax.get_ylim()[0] <= 0
     finally:
         plt.close(fig)
