@@ -24,7 +24,7 @@ import time
 import torch
 
 from optrepro.curvature.core import sampled_label_loss
-from optrepro.zo.memory import optimizer_state, peak_tensor_bytes, tensors_bytes
+from optrepro.zo.memory import step_memory
 
 FIRST_ORDER = {
     "sgd": lambda ps, model=None: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
@@ -99,10 +99,8 @@ def measure(make, model_name: str = "cnn", steps: int = 20, warmup: int = 3, dev
     for p in model.parameters():  # the graph a needs_graph step leaves in .grad is the next step's to free
         p.grad = None
     # the peak over one refresh period (k steps: one of them refreshes the curvature)
-    peak = peak_tensor_bytes(lambda: [step() for _ in range(k)], [list(model.parameters()), list(batch),
-                                                                  optimizer_state(opt)], device)
-    return {"ms": 1e3 * statistics.fmean(ts), "peak_mib": peak / 2 ** 20, "params": n,
-            "state_bytes_per_param": tensors_bytes(optimizer_state(opt)) / n,
+    mem = step_memory(model, opt, lambda: [step() for _ in range(k)], batch, device)
+    return {"ms": 1e3 * statistics.fmean(ts), **mem, "params": n,
             "needs_graph": bool(getattr(opt, "needs_graph", False))}
 
 

@@ -32,8 +32,6 @@ on every CPU to far below the update's scale). Reference: pytorch-optimizer 4.1.
 (tests/reference/test_shampoo.py)."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .core import inverse_root_newton, sym_power
@@ -115,7 +113,8 @@ class Shampoo(torch.optim.Optimizer):
                  graft: str = "adagrad", diag_eps: float = 1e-10, init_eps: float = 1e-6,
                  ridge_eps: float = 1e-6, root: str = "eigh", one_sided: str = ""):
         from optrepro.optim.base import check_args, check_params
-        check_args(lr=lr, betas=betas, weight_decay=weight_decay, beta_closed=True)  # beta2 = 1: summed statistics
+        check_args(lr=lr, betas=betas, weight_decay=weight_decay, beta_closed=True,  # beta2 = 1: summed statistics
+                   diag_eps=diag_eps, init_eps=init_eps, ridge_eps=ridge_eps)
         if betas[0] == 1:
             raise ValueError("betas (beta1) must be in [0, 1), got 1")
         for name, v in (("block_size", block_size), ("precondition_every", precondition_every)):
@@ -131,9 +130,6 @@ class Shampoo(torch.optim.Optimizer):
             raise ValueError(f"root must be one of {', '.join(ROOTS)}, got {root!r}")
         if one_sided not in SIDES:
             raise ValueError(f"one_sided must be one of {', '.join(map(repr, SIDES))}, got {one_sided!r}")
-        for name, v in (("diag_eps", diag_eps), ("init_eps", init_eps), ("ridge_eps", ridge_eps)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay,
                                                     nesterov=bool(nesterov)))
         self.block_size, self.merge_small_dims = block_size, bool(merge_small_dims)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from optrepro.zo.memory import optimizer_state, peak_tensor_bytes, tensors_bytes
+from optrepro.zo.memory import step_memory
 
 VOCAB, CONTEXT, BATCH = 96, 64, 32
 
@@ -41,13 +41,10 @@ def measure(name: str, device: str = "cpu") -> dict:
 
     step()
     step()
-    n = sum(p.numel() for p in model.parameters())
     for p in model.parameters():
         p.grad = None
-    state = optimizer_state(opt)
-    peak = peak_tensor_bytes(step, [list(model.parameters()), [x, y], state], device)
-    return {"optimizer": name, "params": n, "state_bytes_per_param": tensors_bytes(optimizer_state(opt)) / n,
-            "peak_mib": peak / 2 ** 20}
+    return {"optimizer": name, "params": sum(p.numel() for p in model.parameters()),
+            **step_memory(model, opt, step, (x, y), device)}
 
 
 def run(names: list[str] | None = None, device: str = "cpu") -> list[dict]:

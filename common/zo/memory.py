@@ -68,6 +68,17 @@ def peak_tensor_bytes(fn, live, device: str = "cpu") -> int:
     return base + _window_peak(prof.profiler.kineto_results.experimental_event_tree())
 
 
+
+def step_memory(model, opt, fn, held=(), device: str = "cpu") -> dict:
+    """What an optimizer costs in memory, measured: {'peak_mib': the peak tensor MiB while fn() runs
+    (training steps), the model's parameters, `held` (e.g. the batch) and the optimizer's state counted
+    as live, 'state_bytes_per_param': the bytes of the optimizer's state tensors afterwards over the
+    model's parameters}."""
+    params = list(model.parameters())
+    peak = peak_tensor_bytes(fn, [params, list(held), optimizer_state(opt)], device)
+    n = sum(p.numel() for p in params)
+    return {"peak_mib": peak / 2 ** 20, "state_bytes_per_param": tensors_bytes(optimizer_state(opt)) / n}
+
 def _window_peak(roots) -> int:
     """Highest net bytes of the blocks allocated inside a profiled window. A free of a block allocated
     before the window is not counted: which stale tensors (a previous run's, in one process) happen to

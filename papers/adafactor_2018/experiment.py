@@ -5,11 +5,12 @@ about, memory, measured after training:
 - state_bytes_per_param: the bytes of the optimizer's state tensors per model parameter, counted;
 - step_peak_mib: the peak tensor memory of one more training step (forward, backward, optimizer step),
   parameters, batch and state included, from the allocator's events (common.zo.memory, as the
-  zeroth-order bench measures it); deterministic for a given model and optimizer."""
+  zeroth-order bench and `repro bench memory` measure it: common.zo.memory.step_memory);
+  deterministic for a given model and optimizer."""
 from __future__ import annotations
 
 from optrepro.tasks import charlm
-from optrepro.zo.memory import optimizer_state, peak_tensor_bytes, tensors_bytes
+from optrepro.zo.memory import step_memory
 
 Config = charlm.CharLMConfig
 
@@ -19,10 +20,8 @@ def preflight(cfg) -> None:
 
 
 def memory(model, opt, one_step) -> dict:
-    n = sum(p.numel() for p in model.parameters())
-    state = optimizer_state(opt)
-    peak = peak_tensor_bytes(one_step, [list(model.parameters()), state])
-    return {"state_bytes_per_param": tensors_bytes(state) / n, "step_peak_mib": peak / 2 ** 20}
+    m = step_memory(model, opt, one_step)
+    return {"state_bytes_per_param": m["state_bytes_per_param"], "step_peak_mib": m["peak_mib"]}
 
 
 def run(cfg, ctx) -> dict:

@@ -99,6 +99,8 @@ class AdaFisher(torch.optim.Optimizer):
         self.steps = 0
         self.layers = [m for m in model.modules() if isinstance(m, SUPPORTED)]
         self._hooks = [m.register_forward_hook(self._forward_hook(i)) for i, m in enumerate(self.layers)]
+        self._fisher: dict[int, torch.Tensor] = {}
+        """Layer i's S H' + damping, computed once per refresh (the factors change only then)."""
         self._owner = {}
         for i, m in enumerate(self.layers):
             self._owner[id(m.weight)] = (i, "weight")
@@ -116,6 +118,7 @@ class AdaFisher(torch.optim.Optimizer):
         if key not in st:
             st[key] = torch.ones_like(new)
         st[key].mul_(self.gamma / 10).add_(minmax(new), alpha=self.gamma / 100)
+        self._fisher.pop(i, None)
 
     @property
     def H(self) -> dict[int, torch.Tensor]:
@@ -145,7 +148,9 @@ class AdaFisher(torch.optim.Optimizer):
         st = self.state[self.layers[i].weight]
         if "H" not in st or "S" not in st:
             return None
-        F = torch.outer(st["S"], st["H"]) + self.damping  # (out, in [+1])
+        if i not in self._fisher:
+            self._fisher[i] = torch.outer(st["S"], st["H"]) + self.damping  # (out, in [+1])
+        F = self._fisher[i]
         if kind == "bias":
             return F[:, -1].reshape(p.shape)
         layer = self.layers[i]
@@ -184,5 +189,6 @@ class AdaFisher(torch.optim.Optimizer):
         sd = dict(sd)
         steps = sd.pop("adafisher_steps", None)
         super().load_state_dict(sd)
+        self._fisher.clear()
         if steps is not None:
             self.steps = int(steps)

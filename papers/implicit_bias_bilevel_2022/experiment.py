@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from optrepro.config import BaseConfig
 from optrepro.errors import ConfigError
 
@@ -48,11 +46,8 @@ def preflight(cfg: BLOConfig) -> None:
 
 def run(cfg: BLOConfig, ctx) -> dict:
     prob = method.AngleDistill(cfg.n_real, cfg.norm, cfg.noise, seed=cfg.seed)
-    state = {"x": torch.zeros(1, dtype=torch.float64, requires_grad=True), "w": torch.zeros(2, dtype=torch.float64)}
-    state["opt"] = torch.optim.Adam([state["x"]], lr=cfg.outer_lr)
-    steps = ctx.steps(cfg.outer_steps, {"x": state["x"], "w": state["w"], "opt": state["opt"]})
-    x, w = method.run_blo(prob, cfg.mode, cfg.outer_steps, cfg.outer_lr, cfg.inner_steps, cfg.inner_lr,
-                          state=state, steps=steps)
+    state = method.init_state(cfg.outer_lr)
+    x, w = method.run_blo(prob, cfg.mode, cfg.inner_steps, cfg.inner_lr, state, ctx.steps(cfg.outer_steps, state))
     val, retrain = float(prob.f(x, w)), float(prob.f(x, prob.min_norm(x)))
     out = {"val_loss": val, "retrain_val_loss": retrain, "retrain_gap": retrain - val,
            "gap_to_best_min_norm": val - prob.best_min_norm(), "w_norm": float(w.norm())}

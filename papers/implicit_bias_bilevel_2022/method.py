@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from optrepro.bilevel import Bilevel, unrolled
+from optrepro.bilevel import Bilevel, inner_gd, unrolled
 
 MODES = ("cold", "warm")
 
@@ -59,25 +59,26 @@ class AngleDistill(Bilevel):
         return float(0.5 * (U @ self.A.T - self.b).pow(2).mean(1).min())
 
 
-def run_blo(prob: AngleDistill, mode: str, outer_steps: int, outer_lr: float, inner_steps: int,
-            inner_lr: float, x0: float = 0.0, state: dict | None = None, steps=None):
-    """Adam on x with the unrolled hypergradient; cold: the inner problem from w = 0 at every outer
-    step; warm: from the previous inner iterate. `state` ({'x', 'w', 'opt'}) and `steps` (an iterable
-    of outer steps, e.g. a checkpointed ctx.steps) let a caller resume. Returns (x, w)."""
+def init_state(outer_lr: float, x0: float = 0.0) -> dict:
+    """The outer parameter, the inner iterate and the outer optimizer (what a checkpoint must hold)."""
+    x = torch.full((1,), float(x0), dtype=torch.float64, requires_grad=True)
+    return {"x": x, "w": torch.zeros(2, dtype=torch.float64), "opt": torch.optim.Adam([x], lr=outer_lr)}
+
+
+def run_blo(prob: AngleDistill, mode: str, inner_steps: int, inner_lr: float, state: dict, steps) -> tuple:
+    """Adam on x (state from `init_state`) with the unrolled hypergradient, one outer step per item of
+    `steps` (a range, or a checkpointed ctx.steps); cold: the inner problem from w = 0 at every outer
+    step; warm: from the previous inner iterate. Returns (x, w): for cold start, w solves the inner
+    problem of the final x from 0."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    state = state if state is not None else {}
-    x = state.setdefault("x", torch.full((1,), float(x0), dtype=torch.float64, requires_grad=True))
-    opt = state.setdefault("opt", torch.optim.Adam([x], lr=outer_lr))
-    state.setdefault("w", torch.zeros(2, dtype=torch.float64))
-    for _ in (steps if steps is not None else range(outer_steps)):
-        w0 = torch.zeros(2, dtype=torch.float64) if mode == "cold" else state["w"]
-        hg = unrolled(prob, x.detach(), w0, inner_steps, inner_lr)
-        state["w"].copy_(hg.y)
+    x, w, opt = state["x"], state["w"], state["opt"]
+    for _ in steps:
+        hg = unrolled(prob, x.detach(), torch.zeros_like(w) if mode == "cold" else w, inner_steps, inner_lr)
+        w.copy_(hg.y)
         opt.zero_grad(set_to_none=True)
         x.grad = hg.grad
         opt.step()
-    w = state["w"]
-    if mode == "cold":  # the inner solution for the final x
-        w = unrolled(prob, x.detach(), torch.zeros(2, dtype=torch.float64), inner_steps, inner_lr).y
+    if mode == "cold":
+        return x.detach().clone(), inner_gd(prob, x.detach(), torch.zeros_like(w), inner_steps, inner_lr)
     return x.detach().clone(), w.clone()

@@ -31,20 +31,25 @@ EVAL_STEPS = (0, 1, 10)
 
 
 @dataclass
-class SinusoidConfig(BaseConfig):
+class MetaConfig(BaseConfig):
+    """What both tables set: the method, meta-training and evaluation sizes (sinusoid defaults)."""
     method: str = "maml"
     """maml | fomaml | pretrained."""
     iterations: int = 3000
     meta_batch: int = 25
     shots: int = 10
-    """K: support points per task (and query points per training task)."""
+    """K: support points (per class, for classification) per task."""
     inner_lr: float = 0.01
     inner_steps: int = 1
     meta_lr: float = 1e-3
     hidden: int = 40
     eval_tasks: int = 100
-    eval_query: int = 100
     log_every: int = 100
+
+
+@dataclass
+class SinusoidConfig(MetaConfig):
+    eval_query: int = 100
 
 
 Config = SinusoidConfig
@@ -70,26 +75,38 @@ def net(hidden: int) -> nn.Module:
 
 def evaluate(model: nn.Module, cfg: SinusoidConfig) -> dict:
     """mse_s after s adaptation steps on fresh tasks (the same tasks for every row of a seed)."""
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 999_983)
-    support, query, _ = meta.sinusoid_tasks(cfg.eval_tasks, cfg.shots, g, query=cfg.eval_query)
+    support, query, _ = meta.sinusoid_tasks(cfg.eval_tasks, cfg.shots, eval_generator(cfg), query=cfg.eval_query)
     curve = meta.adaptation_curve(model, meta.mse_per_task, support, query, cfg.inner_lr, EVAL_STEPS,
                                   lambda out, y: meta.mse_per_task(out, y).mean())
     return {f"mse_{s}": v for s, v in curve.items()}
 
 
-def run(cfg: SinusoidConfig, ctx) -> dict:
-    torch.manual_seed(cfg.seed)
-    model = net(cfg.hidden)
+def meta_train(cfg: MetaConfig, ctx, model: nn.Module, batch_loss) -> None:
+    """`cfg.iterations` Adam steps (meta_lr) on batch_loss(generator); the batch of step t comes from a
+    generator seeded by (seed, t), so a resumed run draws the same tasks."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
     for t in ctx.steps(cfg.iterations, {"model": model, "opt": opt}):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + t)
-        support, query, _ = meta.sinusoid_tasks(cfg.meta_batch, cfg.shots, g)
-        loss = method.objective(cfg.method, model, support, query, cfg.inner_steps, cfg.inner_lr)
+        loss = batch_loss(torch.Generator().manual_seed(cfg.seed * 1_000_003 + t))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if t % cfg.log_every == 0 or t == cfg.iterations:
-            ctx.log(t, meta_loss=float(loss.detach()))
+            ctx.log(t, train_loss=float(loss.detach()))
+
+
+def eval_generator(cfg: MetaConfig) -> torch.Generator:
+    """The evaluation tasks' generator: the same tasks for every row of a seed."""
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + 999_983)
+
+
+def run(cfg: SinusoidConfig, ctx) -> dict:
+    torch.manual_seed(cfg.seed)
+    model = net(cfg.hidden)
+
+    def batch_loss(g):
+        support, query, _ = meta.sinusoid_tasks(cfg.meta_batch, cfg.shots, g)
+        return method.objective(cfg.method, model, support, query, cfg.inner_steps, cfg.inner_lr)
+    meta_train(cfg, ctx, model, batch_loss)
     res = evaluate(model, cfg)
     ctx.log(cfg.iterations, **res)
     return res
@@ -101,22 +118,18 @@ EVAL_STEPS_CLS = (0, 1, 5)
 
 
 @dataclass
-class FewShotConfig(BaseConfig):
-    method: str = "maml"
-    """maml | fomaml | pretrained (a classifier of the 20 meta-training classes whose body gets a
-    zero N-way head at evaluation, then is adapted like the others)."""
-    n_way: int = 5
-    shots: int = 5
-    query: int = 10
-    """query examples per class (training and evaluation tasks)."""
+class FewShotConfig(MetaConfig):
+    """method pretrained: a classifier of the 20 meta-training classes whose body gets a zero N-way
+    head at evaluation, then is adapted like the others."""
     iterations: int = 2000
     meta_batch: int = 16
+    shots: int = 5
     inner_lr: float = 0.4
-    inner_steps: int = 1
-    meta_lr: float = 1e-3
     hidden: int = 128
     eval_tasks: int = 200
-    log_every: int = 100
+    n_way: int = 5
+    query: int = 10
+    """query examples per class (training and evaluation tasks)."""
 
 
 ROTATIONS = 4
@@ -146,29 +159,23 @@ def run_digits(cfg: FewShotConfig, ctx) -> dict:
     torch.manual_seed(cfg.seed)
     pretrained = cfg.method == "pretrained"
     model = classifier(cfg.hidden, len(TRAIN_CLASSES) if pretrained else cfg.n_way)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
-    for t in ctx.steps(cfg.iterations, {"model": model, "opt": opt}):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + t)
+
+    def batch_loss(g):
         if pretrained:  # plain 20-way classification of the training classes
             i = pool[torch.randint(0, len(pool), (cfg.meta_batch * cfg.n_way * (cfg.shots + cfg.query),), generator=g)]
-            loss = nn.functional.cross_entropy(model(x[i]), y[i])
-        else:
-            support, query = meta.fewshot_tasks(x, y, TRAIN_CLASSES, cfg.n_way, cfg.shots, cfg.query, cfg.meta_batch, g)
-            loss = meta.meta_loss(model, meta.ce_per_task, support, query, cfg.inner_steps, cfg.inner_lr,
-                                  first_order=cfg.method == "fomaml")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if t % cfg.log_every == 0 or t == cfg.iterations:
-            ctx.log(t, train_loss=float(loss.detach()))
+            return nn.functional.cross_entropy(model(x[i]), y[i])
+        support, query = meta.fewshot_tasks(x, y, TRAIN_CLASSES, cfg.n_way, cfg.shots, cfg.query, cfg.meta_batch, g)
+        return meta.meta_loss(model, meta.ce_per_task, support, query, cfg.inner_steps, cfg.inner_lr,
+                              first_order=cfg.method == "fomaml")
+    meta_train(cfg, ctx, model, batch_loss)
     if pretrained:  # its body with a fresh N-way head (zero: chance before adaptation), then adapted alike
         body = model
         model = classifier(cfg.hidden, cfg.n_way)
         model.load_state_dict({k: v for k, v in body.state_dict().items() if not k.startswith("4.")}, strict=False)
         nn.init.zeros_(model[4].weight)
         nn.init.zeros_(model[4].bias)
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 999_983)
-    support, query = meta.fewshot_tasks(x, y, TEST_CLASSES, cfg.n_way, cfg.shots, cfg.query, cfg.eval_tasks, g)
+    support, query = meta.fewshot_tasks(x, y, TEST_CLASSES, cfg.n_way, cfg.shots, cfg.query, cfg.eval_tasks,
+                                        eval_generator(cfg))
     curve = meta.adaptation_curve(model, meta.ce_per_task, support, query, cfg.inner_lr, EVAL_STEPS_CLS,
                                   lambda out, y: 100.0 * (out.argmax(-1) == y).float().mean())
     res = {f"acc_{s}": v for s, v in curve.items()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from optrepro.bilevel import inner_gd, unrolled
-from optrepro.papers.implicit_bias_bilevel_2022.method import AngleDistill, run_blo
+from optrepro.papers.implicit_bias_bilevel_2022.method import AngleDistill, init_state, run_blo
 
 pytestmark = pytest.mark.reference
 
@@ -64,4 +64,4 @@ def test_best_min_norm_value_against_a_direct_minimization():
 
 def test_bad_mode_is_a_value_error():
     with pytest.raises(ValueError, match="mode"):
-        run_blo(AngleDistill(), "lukewarm", 1, 0.1, 1, 0.5)
+        run_blo(AngleDistill(), "lukewarm", 1, 0.5, init_state(0.1), range(1))
