@@ -14,6 +14,8 @@ curve. Baselines every paper's table can use live here, beside the papers' own m
 | ma_soba    | f_x - g_xy v, v one step on the linear system; moving-average x update (Chen et al. 2023) | one GD step |
 | f2sa       | penalty f_x + lam (g_x(x,y) - g_x(x,z)), lam += lam_step (Kwon et al. 2023) | `inner_steps` on y (f/lam + g) and on z (g) |
 | v_pbgd     | joint GD on (x, y) of f + gamma (g(x,y) - g(x,z)) (Shen & Chen 2023) | `inner_steps` on z |
+| maid       | inexact implicit (CG to delta), certified error bound; accuracies and step adapt (Salehi et al. 2023; common.bilevel.inexact) | accelerated GD to accuracy eps |
+| inexact_gd | the same hypergradient with a priori accuracies eps0 / (k+1)^decay and a fixed step (HOAG-style) | same |
 | bo_rep     | f_x - g_xy v, v one step on the linear system; normalized momentum on x; y refined at start (`init_steps`) and updated every `period` iterations with `inner_steps` steps (Hao et al. 2024) | periodic |
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 import torch
 
 from optrepro.bilevel.core import Bilevel, implicit, inner_gd, penalty_grads, unrolled
+from optrepro.bilevel.inexact import inexact_gd, maid
 
 
 def _aid(prob, x, y, outer_lr, inner_lr, inner_steps, solver, **skw):
@@ -131,14 +134,15 @@ def v_pbgd(prob, x, y, outer_lr=0.1, inner_lr=0.1, inner_steps=10, gamma=10.0, y
 
 
 ALGORITHMS = {"aid_cg": aid_cg, "stocbio": stocbio, "itd": itd, "ttsa": ttsa, "ma_soba": ma_soba,
-              "f2sa": f2sa, "v_pbgd": v_pbgd, "bo_rep": bo_rep}
+              "f2sa": f2sa, "v_pbgd": v_pbgd, "bo_rep": bo_rep, "maid": maid, "inexact_gd": inexact_gd}
 
 
 def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, record_every: int = 0,
-        max_outer: int = 10**9) -> dict:
+        max_outer: int = 10**9, monitor=None) -> dict:
     """Run `algo` until prob.calls reaches `budget` oracle calls (or max_outer iterations).
     Returns the final state and a curve of (calls, upper objective f(x, y), inner residual),
-    recorded each time the oracle count passes a multiple of `record_every` calls."""
+    recorded each time the oracle count passes a multiple of `record_every` calls.
+    `monitor(state)` runs after every outer iteration; its oracle calls do not count."""
     if algo not in ALGORITHMS:
         from optrepro.config import closest
         raise ValueError(f"algorithm '{algo}' unknown{closest(algo, ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}")
@@ -152,6 +156,10 @@ def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, recor
         st = next(gen)
         k += 1
         max_res = max(max_res, st.get("inner_residual", 0.0))
+        if monitor is not None:
+            saved = prob.calls.copy()
+            monitor(st)
+            prob.calls = saved
         if not torch.isfinite(st["x"]).all():
             break
         if record_every and sum(prob.calls.values()) >= record_every * (len(curve) + 1):

@@ -46,6 +46,15 @@ class Quadratic(Bilevel):
     def hypergrad_exact(self, x):
         return self.B.T @ torch.linalg.solve(self.A, self.y_star(x) - self.c) + self.rho * x + self.d
 
+    def bound_constants(self, x, y) -> dict:
+        """Constants of common.bilevel.inexact's error bound (exact here: f_y = y - c, g_yy = A,
+        g_xy = -B^T do not move with y)."""
+        if not hasattr(self, "_eig"):
+            self._eig = torch.linalg.eigvalsh(self.A)
+            self._bnorm = float(torch.linalg.matrix_norm(self.B, 2))
+        return {"mu": float(self._eig[0]), "L_g": float(self._eig[-1]), "L_f": 1.0, "L_fx": 0.0, "L_H": 0.0,
+                "L_B": 0.0, "B_norm": self._bnorm}
+
     def x_opt(self):
         """argmin_x F(x): F is a convex quadratic in x."""
         M = torch.linalg.solve(self.A, self.B)
@@ -198,10 +207,12 @@ class HyperClean(Bilevel):
 class L2Reg(Bilevel):
     """Per-weight L2 (Lorraine et al. 2020, also jaxopt's example): y = logistic-regression
     weights, x_j = log of the L2 coefficient of weight j (one hyperparameter per weight, or one in
-    all when `per_weight` is False). g = CE_train + 1/2 sum_j exp(x_j) y_j^2;  f = CE_val."""
+    all when `per_weight` is False). g = CE_train + 1/2 sum_j (exp(x_j) + l2_floor) y_j^2;  f = CE_val.
+    `l2_floor` > 0 keeps the lower level strongly convex however small exp(x) gets (MAID's bound
+    divides by the strong-convexity modulus)."""
 
     def __init__(self, dataset: str = "digits", n_train: int = 100, n_val: int = 100, per_weight: bool = True,
-                 seed: int = 0, init_log_l2: float = -4.0):
+                 seed: int = 0, init_log_l2: float = -4.0, l2_floor: float = 0.0):
         super().__init__()
         xtr, ytr, xte, yte, k = _load(dataset, seed)
         g = torch.Generator().manual_seed(seed)
@@ -209,7 +220,7 @@ class L2Reg(Bilevel):
         tr, va = perm[:n_train], perm[n_train:n_train + n_val]
         self.Xtr, self.ytr, self.Xval, self.yval, self.Xte, self.yte = xtr[tr], ytr[tr], xtr[va], ytr[va], xte, yte
         self.net = _Classifier("linear", xtr.shape[1], k)
-        self.per_weight, self.init_log_l2 = per_weight, init_log_l2
+        self.per_weight, self.init_log_l2, self.l2_floor = per_weight, init_log_l2, l2_floor
         self.dy = self.net.n
         self.dx = self.dy if per_weight else 1
 
@@ -220,7 +231,31 @@ class L2Reg(Bilevel):
         return self.net.init()
 
     def g(self, x, y):
-        return F.cross_entropy(self.net(y, self.Xtr), self.ytr) + 0.5 * (x.exp() * y.square()).sum()
+        reg = 0.5 * (x.exp() * y.square()).sum()
+        if self.l2_floor:
+            reg = reg + 0.5 * self.l2_floor * y.square().sum()
+        return F.cross_entropy(self.net(y, self.Xtr), self.ytr) + reg
+
+    def bound_constants(self, x, y) -> dict:
+        """Constants of common.bilevel.inexact's error bound, each a proven upper bound:
+        - softmax cross-entropy's Hessian in the logits is <= 1/2 (Boehning), so the mean CE over
+          inputs a~ = (a, 1) is (1/2) lambda_max(A~^T A~ / n)-smooth (L_f on validation; plus the
+          L2 for L_g on training);
+        - the logits' softmax Hessian S(z) = diag(p) - p p^T moves by at most 6 ||dz|| (each of its
+          three terms by 2 ||dz||), so g_yy is L_H = 6 mean ||a~||^3 Lipschitz;
+        - g_x = 1/2 exp(x) * y^2 (per weight) or 1/2 exp(x) ||y||^2 (global): g_xy is exp(x) * y
+          (diagonal) or exp(x) y^T, Lipschitz in y with max exp(x)."""
+        if not hasattr(self, "_lip"):
+            def half_lmax(X):
+                A = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], 1)
+                return 0.5 * float(torch.linalg.matrix_norm(A, 2)) ** 2 / len(A)
+            cube = float((self.Xtr.square().sum(1) + 1).pow(1.5).mean())
+            self._lip = (half_lmax(self.Xtr), half_lmax(self.Xval), 6.0 * cube)
+        ce_tr, ce_val, L_H = self._lip
+        e = x.detach().exp()
+        b = float((e * y.detach()).abs().max()) if self.per_weight else float(e[0] * y.detach().norm())
+        return {"mu": float(e.min()) + self.l2_floor, "L_g": ce_tr + float(e.max()) + self.l2_floor, "L_f": ce_val,
+                "L_fx": 0.0, "L_H": L_H, "L_B": float(e.max()), "B_norm": b}
 
     def f(self, x, y):
         return F.cross_entropy(self.net(y, self.Xval), self.yval)

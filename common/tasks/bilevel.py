@@ -48,6 +48,11 @@ class BilevelConfig(BaseConfig):
     per_weight: bool = True
     """l2reg: one L2 coefficient per weight (else one global)."""
     init_log_l2: float = -4.0
+    l2_floor: float = 0.0
+    """l2reg: L2 added to every weight on top of exp(x) (keeps the lower level strongly convex)."""
+    track_true: bool = False
+    """Solve the lower level exactly after every outer iteration (outside the budget) and report
+    the true upper objective F(x) = f(x, y*(x)) and how often it rose (true_increases)."""
     algo: str = "aid_cg"
     hp: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
@@ -80,6 +85,8 @@ def preflight(cfg: BilevelConfig) -> None:
         raise ConfigError(f"model '{cfg.model}' unknown; valid: linear, mlp, rnn")
     if not 0 <= cfg.corrupt < 1:
         raise ConfigError(f"corrupt must be in [0, 1), got {cfg.corrupt}")
+    if cfg.study == "algorithm" and cfg.algo in ("maid", "inexact_gd") and cfg.problem not in ("l2reg", "quadratic"):
+        raise ConfigError(f"{cfg.algo} needs the constants of its error bound, which only l2reg and quadratic state")
     if cfg.budget < 1:
         raise ConfigError("budget must be >= 1 oracle call")
     for k, v in cfg.grid.items():
@@ -95,7 +102,7 @@ def make_problem(cfg: BilevelConfig):
         if cfg.problem == "hyperclean":
             return HyperClean(cfg.dataset, cfg.corrupt, cfg.n_train, cfg.n_val, cfg.model, cfg.mu, cfg.seed, cfg.hidden)
         if cfg.problem == "l2reg":
-            return L2Reg(cfg.dataset, cfg.n_train, cfg.n_val, cfg.per_weight, cfg.seed, cfg.init_log_l2)
+            return L2Reg(cfg.dataset, cfg.n_train, cfg.n_val, cfg.per_weight, cfg.seed, cfg.init_log_l2, cfg.l2_floor)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     D = torch.float64
@@ -125,6 +132,28 @@ def _train_only(prob, cfg):
             "time_s": 0.0, "inner_residual": prob.inner_residual(x, y), "inner_residual_max": 0.0, "curve": []}
 
 
+class _TrueObjective:
+    """Monitor: F(x) = f(x, y*(x)) after each outer iteration, y* by accelerated GD to ||y - y*||
+    <= 1e-9 (warm-started from the last one). Counts rises above 1e-9 (what MAID's line search
+    rules out when its error bound holds)."""
+
+    def __init__(self, prob):
+        self.prob, self.y, self.F, self.increases, self.values = prob, None, None, 0, []
+
+    def __call__(self, st):
+        from optrepro.bilevel.inexact import inner_agd
+        x = st["x"]
+        if not torch.isfinite(x).all():
+            return
+        self.y, _, _ = inner_agd(self.prob, x, st["y"] if self.y is None else self.y, 1e-9)
+        with torch.no_grad():
+            F = float(self.prob.f(x, self.y))
+        if self.F is not None and F > self.F + 1e-9:
+            self.increases += 1
+        self.F = F
+        self.values.append(F)
+
+
 def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
     keys = sorted(cfg.grid)
     combos = list(itertools.product(*[cfg.grid[k] for k in keys])) or [()]
@@ -139,7 +168,11 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
                 r = _train_only(prob, cfg)
             else:
                 every = max(1, cfg.budget // cfg.curve_points) if cfg.curve_points else 0
-                r = run_algo(prob, cfg.algo, cfg.budget, hp, max_outer=cfg.max_outer, record_every=every)
+                mon = _TrueObjective(prob) if cfg.track_true else None
+                r = run_algo(prob, cfg.algo, cfg.budget, hp, max_outer=cfg.max_outer, record_every=every, monitor=mon)
+                if mon is not None:
+                    r.update(true_objective=mon.F if mon.F is not None else math.nan,
+                             true_increases=float(mon.increases))
         except BilevelError as e:  # a failed trial is counted and printed, the grid goes on
             st["failed"].append(f"{dict(zip(keys, vals))}: {str(e).splitlines()[0][:160]}")
             continue
@@ -158,7 +191,8 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
     out = {"upper_objective": best_obj, "calls": float(best["calls"]), "hvp_calls": float(best["hvp_calls"]),
            "outer_iters": float(best["outer_iters"]), "time_s": best["time_s"],
            "inner_residual": float(best["inner_residual"]), "inner_residual_max": float(best["inner_residual_max"]),
-           "failed_trials": float(len(failed)), **_evaluate(prob, best["x"], best["y"]), **{f"hp_{k}": float(v) for k, v in chosen.items()}}
+           "failed_trials": float(len(failed)),
+           **{k: best[k] for k in ("true_objective", "true_increases") if k in best}, **_evaluate(prob, best["x"], best["y"]), **{f"hp_{k}": float(v) for k, v in chosen.items()}}
     for j, (calls, f, res) in enumerate(best["curve"]):  # x = the nominal call count, shared by seeds
         ctx.log((j + 1) * (cfg.budget // cfg.curve_points), curve_upper_objective=f, curve_inner_residual=res,
                 curve_calls=float(calls))
