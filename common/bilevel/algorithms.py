@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from optrepro.bilevel.core import Bilevel, implicit, inner_gd, penalty_grads, unrolled
+from optrepro.bilevel.core import Bilevel, BudgetExhausted, implicit, inner_gd, penalty_grads, unrolled
 from optrepro.bilevel.inexact import inexact_gd, maid
 
 
@@ -138,11 +138,13 @@ ALGORITHMS = {"aid_cg": aid_cg, "stocbio": stocbio, "itd": itd, "ttsa": ttsa, "m
 
 
 def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, record_every: int = 0,
-        max_outer: int = 10**9, monitor=None) -> dict:
+        max_outer: int = 10**9, monitor=None, hard_budget: bool = False) -> dict:
     """Run `algo` until prob.calls reaches `budget` oracle calls (or max_outer iterations).
     Returns the final state and a curve of (calls, upper objective f(x, y), inner residual),
     recorded each time the oracle count passes a multiple of `record_every` calls.
-    `monitor(state)` runs after every outer iteration; its oracle calls do not count."""
+    `monitor(state)` runs after every outer iteration; its oracle calls do not count.
+    hard_budget: stop at exactly `budget` calls, inside an outer iteration if need be (the result is
+    the last completed iteration); otherwise the iteration that crosses the budget completes."""
     if algo not in ALGORITHMS:
         from optrepro.config import closest
         raise ValueError(f"algorithm '{algo}' unknown{closest(algo, ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}")
@@ -152,19 +154,24 @@ def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, recor
     gen = ALGORITHMS[algo](prob, x, y, **hp)
     curve, st, k, t0 = [], {"x": x, "y": y, "inner_residual": math.nan}, 0, time.perf_counter()
     max_res = 0.0
+    prob.limit = budget if hard_budget else None
     while sum(prob.calls.values()) < budget and k < max_outer:
-        st = next(gen)
+        try:
+            st = next(gen)
+        except BudgetExhausted:
+            break
         k += 1
         max_res = max(max_res, st.get("inner_residual", 0.0))
         if monitor is not None:
-            saved = prob.calls.copy()
+            saved, limit, prob.limit = prob.calls.copy(), prob.limit, None
             monitor(st)
-            prob.calls = saved
+            prob.calls, prob.limit = saved, limit
         if not torch.isfinite(st["x"]).all():
             break
         if record_every and sum(prob.calls.values()) >= record_every * (len(curve) + 1):
             with torch.no_grad():
                 curve.append((sum(prob.calls.values()), float(prob.f(st["x"], st["y"])), st["inner_residual"]))
+    prob.limit = None
     out = {"x": st["x"], "y": st["y"], "outer_iters": k, "calls": sum(prob.calls.values()),
            "grad_calls": prob.calls["grad"], "hvp_calls": prob.calls["hvp"], "time_s": time.perf_counter() - t0,
            "inner_residual": st["inner_residual"], "inner_residual_max": max_res, "curve": curve}

@@ -29,12 +29,25 @@ from optrepro.bilevel import linsolve
 from optrepro.bilevel.linsolve import NotConverged
 
 
+class BudgetExhausted(Exception):
+    """Raised by an oracle call once `Bilevel.limit` calls have been made (a hard budget: an
+    algorithm whose outer iteration can cost many calls is stopped mid-iteration, and its last
+    completed iterate is the result)."""
+
+
 class Bilevel:
     """Subclass and define f(x, y) and g(x, y) (scalars). Optionally `y_star(x)` and
     `hypergrad_exact(x)` when a closed form exists (tests use them)."""
 
+    limit: int | None = None
+
     def __init__(self):
         self.calls = Counter()
+
+    def _count(self, kind: str):
+        if self.limit is not None and sum(self.calls.values()) >= self.limit:
+            raise BudgetExhausted(f"{self.limit} oracle calls")
+        self.calls[kind] += 1
 
     def f(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -44,7 +57,7 @@ class Bilevel:
 
     # oracles -------------------------------------------------------------------------------
     def _grad(self, fn, x, y):
-        self.calls["grad"] += 1
+        self._count("grad")
         with torch.enable_grad():
             x_, y_ = x.detach().requires_grad_(), y.detach().requires_grad_()
             gx, gy = torch.autograd.grad(fn(x_, y_), (x_, y_), allow_unused=True)
@@ -59,18 +72,18 @@ class Bilevel:
     def second_order(self, x, y):
         """(hvp_yy, jvp_xy): v -> g_yy v and v -> g_xy v (a vector like x), sharing one graph of
         g_y at (x, y). Building that graph counts one `grad` call, each product one `hvp` call."""
-        self.calls["grad"] += 1
+        self._count("grad")
         x_, y_ = x.detach().requires_grad_(), y.detach().requires_grad_()
         with torch.enable_grad():
             gy = torch.autograd.grad(self.g(x_, y_), y_, create_graph=True)[0]
 
         def hvp(v):
-            self.calls["hvp"] += 1
+            self._count("hvp")
             with torch.enable_grad():
                 return torch.autograd.grad(gy, y_, v, retain_graph=True)[0].detach()
 
         def jvp_xy(v):
-            self.calls["hvp"] += 1
+            self._count("hvp")
             with torch.enable_grad():
                 out = torch.autograd.grad(gy, x_, v, retain_graph=True, allow_unused=True)[0]
             return torch.zeros_like(x) if out is None else out.detach()

@@ -95,7 +95,7 @@ def error_bound(c: dict, eps: float, delta: float, fy_norm: float) -> float:
             + c["L_B"] * eps * q_norm)
 
 
-def inexact_hypergrad(prob, x, y0, eps: float, delta: float, max_inner: int = 100_000) -> Inexact:
+def inexact_hypergrad(prob, x, y0, eps: float, delta: float, max_inner: int = 20_000) -> Inexact:
     """Solve the lower level to eps (warm start y0), g_yy q = f_y by CG to absolute residual delta,
     return h = f_x - g_xy q with its bound, from the accuracies reached (at most eps and delta)."""
     y, dist, _ = inner_agd(prob, x, y0, eps, max_inner)
@@ -120,9 +120,10 @@ def _value_bounds(prob, x, y, eps: float, fval: float, fy_norm: float):
 
 
 def maid(prob, x, y, step=1.0, eps=1e-1, delta=1e-1, eta=1e-4, rho=0.5, tau=0.5, nu=1.05, max_backtracks=10,
-         max_retries=3, max_inner=100_000):
+         max_retries=3, max_inner=20_000, eps_min=1e-10):
     """MAID as a generator of outer iterations (see the module docstring). `step`, `eps`, `delta`
-    are the initial step size and accuracies; the paper's point is that they need no tuning."""
+    are the initial step size and accuracies; the paper's point is that they need no tuning.
+    Accuracies stop shrinking at eps_min (float64 gradients cannot certify much below it)."""
     while True:
         accepted = False
         for _ in range(max_retries):
@@ -130,9 +131,9 @@ def maid(prob, x, y, step=1.0, eps=1e-1, delta=1e-1, eta=1e-4, rho=0.5, tau=0.5,
             while True:
                 hg = inexact_hypergrad(prob, x, y, eps, delta, max_inner)
                 hn = float(hg.grad.norm())
-                if hg.bound <= (1 - eta) * hn or eps < 1e-14:
+                if hg.bound <= (1 - eta) * hn or eps <= eps_min:
                     break
-                eps, delta = tau * eps, tau * delta
+                eps, delta = max(tau * eps, eps_min), max(tau * delta, eps_min)
             y = hg.y
             lo_old, _ = _value_bounds(prob, x, y, hg.dist, hg.f_value, hg.fy_norm)
             # 2) backtracking on certified bounds of F
@@ -153,12 +154,12 @@ def maid(prob, x, y, step=1.0, eps=1e-1, delta=1e-1, eta=1e-4, rho=0.5, tau=0.5,
                 step = a / rho
                 eps, delta = nu * eps, nu * delta
                 break
-            eps, delta = tau * eps, tau * delta
+            eps, delta = max(tau * eps, eps_min), max(tau * delta, eps_min)
         yield {"x": x, "y": y, "inner_residual": prob.inner_residual(x, y), "eps": eps, "step": step,
                "bound": hg.bound, "accepted": accepted}
 
 
-def inexact_gd(prob, x, y, step=1.0, eps=1e-1, decay=2.0, max_inner=100_000):
+def inexact_gd(prob, x, y, step=1.0, eps=1e-1, decay=2.0, max_inner=20_000):
     """Fixed step, accuracies fixed in advance: eps_k = delta_k = eps / (k + 1)^decay. Its bound
     is recorded only: nothing adapts to it."""
     k = 0

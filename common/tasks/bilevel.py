@@ -53,6 +53,9 @@ class BilevelConfig(BaseConfig):
     track_true: bool = False
     """Solve the lower level exactly after every outer iteration (outside the budget) and report
     the true upper objective F(x) = f(x, y*(x)) and how often it rose (true_increases)."""
+    hard_budget: bool = False
+    """Stop at exactly `budget` oracle calls, inside an outer iteration if need be (for methods
+    whose outer iteration can cost thousands of calls, like MAID's line search)."""
     algo: str = "aid_cg"
     hp: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
@@ -169,7 +172,8 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
             else:
                 every = max(1, cfg.budget // cfg.curve_points) if cfg.curve_points else 0
                 mon = _TrueObjective(prob) if cfg.track_true else None
-                r = run_algo(prob, cfg.algo, cfg.budget, hp, max_outer=cfg.max_outer, record_every=every, monitor=mon)
+                r = run_algo(prob, cfg.algo, cfg.budget, hp, max_outer=cfg.max_outer, record_every=every, monitor=mon,
+                             hard_budget=cfg.hard_budget)
                 if mon is not None:
                     r.update(true_objective=mon.F if mon.F is not None else math.nan,
                              true_increases=float(mon.increases))
