@@ -179,6 +179,8 @@ ALGO_CASES = {
     "v_pbgd": (dict(outer_lr=0.003, inner_lr=0.09, inner_steps=10, gamma=30.0), 3000, 2e-2),
     "bo_rep": (dict(outer_lr=0.003, inner_lr=0.09, inner_steps=10, init_steps=100, period=2, nu=0.09, beta=0.5),
                3000, 1e-3),
+    "maid": (dict(step=1.0), 60, 1e-4),
+    "inexact_gd": (dict(step=0.13), 300, 1e-4),
 }
 
 
