@@ -172,6 +172,8 @@ def run(prob: Bilevel, algo: str, budget: int, hp: dict, x0=None, y0=None, recor
             with torch.no_grad():
                 curve.append((sum(prob.calls.values()), float(prob.f(st["x"], st["y"])), st["inner_residual"]))
     prob.limit = None
+    if k == 0:  # a hard budget spent inside the first iteration: the start is the result
+        st["inner_residual"] = prob.inner_residual(st["x"], st["y"])
     out = {"x": st["x"], "y": st["y"], "outer_iters": k, "calls": sum(prob.calls.values()),
            "grad_calls": prob.calls["grad"], "hvp_calls": prob.calls["hvp"], "time_s": time.perf_counter() - t0,
            "inner_residual": st["inner_residual"], "inner_residual_max": max_res, "curve": curve}

@@ -175,6 +175,8 @@ def run_algorithm(cfg: BilevelConfig, ctx) -> dict:
                 r = run_algo(prob, cfg.algo, cfg.budget, hp, max_outer=cfg.max_outer, record_every=every, monitor=mon,
                              hard_budget=cfg.hard_budget)
                 if mon is not None:
+                    if mon.F is None:  # no outer iteration completed: F at the returned point
+                        mon({"x": r["x"], "y": r["y"]})
                     r.update(true_objective=mon.F if mon.F is not None else math.nan,
                              true_increases=float(mon.increases))
         except BilevelError as e:  # a failed trial is counted and printed, the grid goes on
