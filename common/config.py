@@ -157,7 +157,7 @@ class ClaimSpec:
     id: str = ""
     type: str = ""
     """better | vs_best | comparable | within | monotone | ratio | differs | close | tighter | gap_increases |
-    matches_reported"""
+    in_interval | matches_reported"""
     text: str = ""
     """The paper's claim in words."""
     scale: str = "mini"
@@ -172,6 +172,10 @@ class ClaimSpec:
     value: float = 0.0
     tol: float = 0.0
     direction: str = "increasing"
+    lo: str = ""
+    hi: str = ""
+    """in_interval: the metrics holding the lower and upper ends of row a's interval (e.g. a fit's
+    bootstrap 5% and 95%)."""
 
 
 @dataclass

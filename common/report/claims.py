@@ -28,6 +28,9 @@ good direction):
 - monotone:       every consecutive step over `rows` in `direction`, each beyond noise
 - tighter:        range of the means over `rows` < range over `rows_b` - margin
 - gap_increases:  for `pairs` [[a1,b1],...], adv(a_last, b_last) - adv(a_1, b_1) > margin
+- in_interval:    `value` lies inside row a's own uncertainty interval [mean(lo), mean(hi)] (metrics
+                  `lo`, `hi`: e.g. a fitted exponent's bootstrap 5-95%, whose width, not the seeds'
+                  spread, is the fit's noise); pass inside, fail outside
 - matches_reported (full scale): every reported number of this table within its tolerance (equivalence)
 """
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from optrepro.config import ClaimSpec, TableSpec
 
 CLAIM_TYPES = ("better", "vs_best", "comparable", "within", "monotone", "ratio", "differs", "close", "tighter",
-               "gap_increases", "matches_reported")
+               "gap_increases", "in_interval", "matches_reported")
 VERDICTS = ("pass", "fail", "inconclusive", "missing")
 
 NOISE_SE = 2.0
@@ -84,6 +87,8 @@ def validate(spec: TableSpec) -> list[str]:
             errs.append(f"claim {c.id}: monotone needs at least 2 rows")
         if c.type == "gap_increases" and (len(c.pairs) < 2 or any(len(p) != 2 for p in c.pairs)):
             errs.append(f"claim {c.id}: gap_increases needs >= 2 pairs [a, b]")
+        if c.type == "in_interval" and not (c.lo in spec.metrics and c.hi in spec.metrics):
+            errs.append(f"claim {c.id}: in_interval needs `lo` and `hi`, metrics of the table")
         if c.type in ("close", "comparable", "within") and c.tol < 0:
             errs.append(f"claim {c.id}: tol must be >= 0")
         if not c.text:
@@ -102,7 +107,7 @@ def claim_rows(c: ClaimSpec) -> list[str]:
     """The rows a claim compares."""
     if c.type in ("better", "ratio", "differs", "close", "comparable"):
         return [c.a, c.b]
-    if c.type == "within":
+    if c.type in ("within", "in_interval"):
         return [c.a]
     if c.type == "vs_best":
         return [c.a, *c.rows]
@@ -305,6 +310,14 @@ def _one(c: ClaimSpec, spec: TableSpec, samples: Samples, reported: list, det: b
         detail = " -> ".join(_fmt(means[r]) for r in c.rows) + f" ({c.direction}); steps: " + ", ".join(
             f"{st}" + (f" ({abs(e.value) / e.se:.1f} SE)" if e.se else "") for st, e in steps)
         return v(verdict, detail + f" [{steps[0][1].how}]", values=[means[r] for r in c.rows])
+
+    if c.type == "in_interval":
+        lo, hi = mean(samples, c.a, c.lo), mean(samples, c.a, c.hi)
+        if lo is None or hi is None:
+            return v("missing", f"needs metrics {c.lo} and {c.hi} of row {c.a}")
+        inside = lo <= c.value <= hi
+        return v("pass" if inside else "fail", f"{c.value:g} {'inside' if inside else 'outside'} {c.a}'s interval "
+                 f"[{_fmt(lo)}, {_fmt(hi)}] ({c.metric} {_fmt(means[c.a])})", a=means[c.a], lo=lo, hi=hi)
 
     if c.type == "tighter":
         hi_a, lo_a = max(c.rows, key=means.get), min(c.rows, key=means.get)

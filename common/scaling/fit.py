@@ -216,3 +216,70 @@ def compute_optimal_exponent(flops, n, loss, window: int = 2, n_boot: int = 1000
                                  if len(np.unique(cs[i])) > 1 else a}, len(cs), n=n_boot, seed=seed)
     return {"n_exponent": a, "n_coef": k, "n_exponent_p05": ci["a"][0], "n_exponent_p95": ci["a"][1],
             "budgets": float(len(cs)), "budgets_skipped": float(len(skipped)), "minima": (cs, ns, ls)}
+
+
+def seed_noise_std(loss, noise_low: float, noise_high: float, log_low: float = 3.0, log_high: float = 7.0):
+    """The authors' per-point loss noise (Porian et al. 2024, analysis.get_noise_for_loss): noise_low
+    where log(loss) <= log_low, noise_high where log(loss) >= log_high, log-linear in between."""
+    ll = np.log(np.asarray(loss, dtype=float))
+    return np.exp(np.interp(ll, [log_low, log_high], [np.log(noise_low), np.log(noise_high)]))
+
+
+def isoflop_minima_interp(C, N, L, noise: dict, n_boot: int = 1000, seed: int = 0, multiplier: int = 25,
+                          min_std_factor: float = 0.33, min_points: int = 3):
+    """Approach 2 as Porian et al. fit it (their analysis.interp_flop, re-derived): for each budget
+    with >= min_points runs, log-loss is interpolated in log N by an Akima spline on a geometric grid
+    of (runs - 1) x `multiplier` points; N* is the grid argmin. `n_boot` copies with Gaussian noise
+    (seed_noise_std(loss, **noise)) added to the losses give N*_b; argmins at the grid's ends are
+    invalid, and a budget whose noiseless argmin is at an end, or with fewer than half its copies
+    valid, is skipped. Per budget: N* = median of the valid N*_b; std of log N*_b (floored at
+    min_std_factor of one run spacing, inflated by n_boot / valid). Returns (C, N*, std, samples,
+    skipped) with samples[i] the valid N*_b of budget i."""
+    from scipy.interpolate import Akima1DInterpolator
+    C, N, L = np.asarray(C, dtype=float), _positive("N", N), _positive("L", L)
+    rng = np.random.default_rng(seed)
+    out_c, out_n, out_s, samples, skipped = [], [], [], [], []
+    for c in np.unique(C):
+        m = C == c
+        o = np.argsort(N[m])
+        n, loss = N[m][o], L[m][o]
+        if len(n) < min_points or len(np.unique(n)) < len(n):
+            skipped.append(float(c))
+            continue
+        k = (len(n) - 1) * multiplier
+        grid = np.geomspace(n.min(), n.max(), k)
+        lg = np.log(grid)
+
+        def argmin(losses):
+            return int(np.argmin(Akima1DInterpolator(np.log(n), np.log(losses))(lg)))
+        i0 = argmin(loss)
+        noisy = loss + seed_noise_std(loss, **noise) * rng.standard_normal((n_boot, len(loss)))
+        idx = np.array([argmin(row) for row in noisy])
+        ok = (idx != 0) & (idx != k - 1)
+        if i0 in (0, k - 1) or ok.sum() < n_boot // 2:
+            skipped.append(float(c))
+            continue
+        stars = grid[idx[ok]]
+        floor = min_std_factor * multiplier * np.log(grid[1] / grid[0])
+        out_c.append(float(c))
+        out_n.append(float(np.median(stars)))
+        out_s.append(max(float(np.std(np.log(stars))), floor) * n_boot / ok.sum())
+        samples.append(stars)
+    return np.array(out_c), np.array(out_n), np.array(out_s), samples, skipped
+
+
+def compute_optimal_exponent_interp(flops, n, loss, noise: dict, n_boot: int = 1000, seed: int = 0,
+                                    q=(5, 95)) -> dict:
+    """The authors' end-to-end procedure: isoflop_minima_interp, then log N* = a log C + b by
+    least squares on the medians; the q-interval of a over fits to the bootstrap copies (copy i of
+    every budget together, as many copies as the budget with the fewest valid ones)."""
+    cs, ns, std, samples, skipped = isoflop_minima_interp(flops, n, loss, noise, n_boot, seed)
+    if len(cs) < 3:
+        raise FitError(f"only {len(cs)} budget(s) have an interpolated IsoFLOP minimum inside the models run")
+    a, k = fit_power_law(cs, ns)
+    m = min(len(s) for s in samples)
+    lc = np.log(cs)
+    boots = [np.polyfit(lc, np.log([s[i] for s in samples]), 1)[0] for i in range(m)]
+    return {"n_exponent": a, "n_coef": k, "n_exponent_p05": float(np.percentile(boots, q[0])),
+            "n_exponent_p95": float(np.percentile(boots, q[1])), "budgets": float(len(cs)),
+            "budgets_skipped": float(len(skipped)), "minima": (cs, ns, std)}

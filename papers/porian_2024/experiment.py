@@ -21,7 +21,8 @@ from optrepro.config import BaseConfig
 from optrepro.errors import ConfigError
 from optrepro.report.compare import seed_values
 from optrepro.report.figure import figure
-from optrepro.scaling import ChinchillaFit, compute_optimal_exponent, fit_chinchilla, isoflop_points, load_runs, load_sweep
+from optrepro.scaling import (ChinchillaFit, compute_optimal_exponent, compute_optimal_exponent_interp, fit_chinchilla,
+                              isoflop_points, load_runs, load_sweep)
 from optrepro.track import read_jsonl
 
 DATA = Path(__file__).parent / "data" / "isoflop_runs.csv"
@@ -38,9 +39,18 @@ class Config(BaseConfig):
     decay: str = "kaplan"
     param_count: str = "standard"
     """kaplan (non-embedding, no last layer) | standard (with the last layer) | attention (+ attention FLOPs)"""
+    fit: str = "parabola"
+    """parabola: our approach 2 (a parabola in log N through the minimum and `window` runs on each
+    side; bootstrap over budgets) | interp: the authors' procedure (Akima interpolation, seed-noise
+    bootstrap, common.scaling.compute_optimal_exponent_interp)."""
     window: int = 2
     """IsoFLOP parabola through the minimum and `window` runs on each side."""
     n_boot: int = 1000
+
+
+SEED_NOISE = {"rw": dict(noise_low=0.002, noise_high=0.05, log_low=3.0, log_high=7.0),
+              "owt2": dict(noise_low=0.01, noise_high=0.1, log_low=3.0, log_high=6.0)}
+"""The authors' loss-noise levels per dataset (their configs.py RW_SEED_CONFIG / OWT2_SEED_CONFIG)."""
 
 
 def _select(cfg: Config):
@@ -79,6 +89,10 @@ def preflight(cfg) -> None:
         return
     if cfg.window < 1:
         raise ConfigError("window must be >= 1")
+    if cfg.fit not in ("parabola", "interp"):
+        raise ConfigError(f"fit must be parabola or interp, got {cfg.fit!r}")
+    if cfg.fit == "interp" and cfg.dataset not in SEED_NOISE:
+        raise ConfigError(f"fit interp knows the authors' noise levels for {', '.join(SEED_NOISE)} only")
     _select(cfg)
 
 
@@ -121,7 +135,11 @@ def run_sweep_fit(cfg: FitConfig, ctx) -> dict:
 def run(cfg: Config, ctx) -> dict:
     ctx.no_checkpoint("a fit to the authors' released runs: seconds")
     df = _select(cfg)
-    r = compute_optimal_exponent(df.flops.values, df.n.values, df.loss.values, cfg.window, cfg.n_boot, cfg.seed)
+    if cfg.fit == "interp":
+        r = compute_optimal_exponent_interp(df.flops.values, df.n.values, df.loss.values, SEED_NOISE[cfg.dataset],
+                                            cfg.n_boot, cfg.seed)
+    else:
+        r = compute_optimal_exponent(df.flops.values, df.n.values, df.loss.values, cfg.window, cfg.n_boot, cfg.seed)
     cs, ns, _ = r.pop("minima")
     for c, n in zip(cs, ns):
         ctx.log(int(round(np.log10(c) * 100)), flops=float(c), n_star=float(n))

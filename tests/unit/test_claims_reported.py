@@ -155,3 +155,25 @@ def test_reported_csv_schema(tmp_path):
         p.write_text(head + bad + "\n")
         with pytest.raises(ValueError, match=msg):
             load(p)
+
+
+@pytest.mark.parametrize("value,verdict", [(0.5, "pass"), (0.45, "fail"), (0.61, "fail")])
+def test_in_interval_uses_the_rows_own_interval(value, verdict):
+    spec = parse_table({"rows": {"a": {}},
+                        "metrics": {"m": {"higher_is_better": True}, "lo": {"higher_is_better": True},
+                                    "hi": {"higher_is_better": True}},
+                        "claims": [{"id": "c", "type": "in_interval", "metric": "m", "a": "a", "lo": "lo", "hi": "hi",
+                                    "value": value, "text": "t"}],
+                        "scales": {"smoke": {}, "mini": {}, "full": {}}}, "t")
+    assert claims.validate(spec) == []
+    samples = {"a": {"m": {0: 0.55, 1: 0.56}, "lo": {0: 0.48, 1: 0.50}, "hi": {0: 0.60, 1: 0.60}}}
+    [v] = claims.evaluate(spec, "mini", samples, [])
+    assert v.verdict == verdict, v.detail
+
+
+def test_in_interval_needs_its_metrics():
+    spec = parse_table({"rows": {"a": {}}, "metrics": {"m": {"higher_is_better": True}},
+                        "claims": [{"id": "c", "type": "in_interval", "metric": "m", "a": "a", "lo": "x", "hi": "y",
+                                    "text": "t"}],
+                        "scales": {"smoke": {}, "mini": {}, "full": {}}}, "t")
+    assert any("in_interval needs" in e for e in claims.validate(spec))
