@@ -30,7 +30,9 @@ good direction):
 - gap_increases:  for `pairs` [[a1,b1],...], adv(a_last, b_last) - adv(a_1, b_1) > margin
 - in_interval:    `value` lies inside row a's own uncertainty interval [mean(lo), mean(hi)] (metrics
                   `lo`, `hi`: e.g. a fitted exponent's bootstrap 5-95%, whose width, not the seeds'
-                  spread, is the fit's noise); pass inside, fail outside
+                  spread, is the fit's noise); fail outside; inside, pass only if the interval's
+                  half-width is at most `tol` (when tol > 0), else inconclusive: a wide interval
+                  contains the value without confirming it
 - matches_reported (full scale): every reported number of this table within its tolerance (equivalence)
 """
 from __future__ import annotations
@@ -316,8 +318,11 @@ def _one(c: ClaimSpec, spec: TableSpec, samples: Samples, reported: list, det: b
         if lo is None or hi is None:
             return v("missing", f"needs metrics {c.lo} and {c.hi} of row {c.a}")
         inside = lo <= c.value <= hi
-        return v("pass" if inside else "fail", f"{c.value:g} {'inside' if inside else 'outside'} {c.a}'s interval "
-                 f"[{_fmt(lo)}, {_fmt(hi)}] ({c.metric} {_fmt(means[c.a])})", a=means[c.a], lo=lo, hi=hi)
+        wide = c.tol > 0 and (hi - lo) / 2 > c.tol
+        verdict = "fail" if not inside else "inconclusive" if wide else "pass"
+        extra = f"; half-width {_fmt((hi - lo) / 2)} > {c.tol:g}: too wide to confirm" if inside and wide else ""
+        return v(verdict, f"{c.value:g} {'inside' if inside else 'outside'} {c.a}'s interval "
+                 f"[{_fmt(lo)}, {_fmt(hi)}] ({c.metric} {_fmt(means[c.a])}){extra}", a=means[c.a], lo=lo, hi=hi)
 
     if c.type == "tighter":
         hi_a, lo_a = max(c.rows, key=means.get), min(c.rows, key=means.get)

@@ -157,13 +157,14 @@ def test_reported_csv_schema(tmp_path):
             load(p)
 
 
-@pytest.mark.parametrize("value,verdict", [(0.5, "pass"), (0.45, "fail"), (0.61, "fail")])
-def test_in_interval_uses_the_rows_own_interval(value, verdict):
+@pytest.mark.parametrize("value,tol,verdict", [(0.5, 0.0, "pass"), (0.45, 0.0, "fail"), (0.61, 0.0, "fail"),
+                                               (0.5, 0.06, "pass"), (0.5, 0.04, "inconclusive"), (0.45, 0.04, "fail")])
+def test_in_interval_uses_the_rows_own_interval(value, tol, verdict):
     spec = parse_table({"rows": {"a": {}},
                         "metrics": {"m": {"higher_is_better": True}, "lo": {"higher_is_better": True},
                                     "hi": {"higher_is_better": True}},
                         "claims": [{"id": "c", "type": "in_interval", "metric": "m", "a": "a", "lo": "lo", "hi": "hi",
-                                    "value": value, "text": "t"}],
+                                    "value": value, "tol": tol, "text": "t"}],
                         "scales": {"smoke": {}, "mini": {}, "full": {}}}, "t")
     assert claims.validate(spec) == []
     samples = {"a": {"m": {0: 0.55, 1: 0.56}, "lo": {0: 0.48, 1: 0.50}, "hi": {0: 0.60, 1: 0.60}}}
