@@ -149,3 +149,10 @@ def rss_probe(prepare, step) -> dict:
         return {}
     step(obj)
     return {"rss_peak": _status_kb("VmHWM") * 1024 - before, "rss_before": before}
+
+
+def training_memory(model, opt, one_step) -> dict:
+    """A charlm/classify `probe`: after training, the optimizer's state bytes per parameter and the
+    peak tensor MiB of one more training step (step_memory), under the names tables report."""
+    m = step_memory(model, opt, one_step)
+    return {"state_bytes_per_param": m["state_bytes_per_param"], "step_peak_mib": m["peak_mib"]}

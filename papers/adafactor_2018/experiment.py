@@ -1,6 +1,6 @@
 """One row, one seed: the shared tiny-GPT language-model task (common.tasks.charlm) with any
 registered optimizer (Adafactor is registered by this paper as 'adafactor'), plus what the paper is
-about, memory, measured after training:
+about, memory, measured after training (common.zo.memory.training_memory):
 
 - state_bytes_per_param: the bytes of the optimizer's state tensors per model parameter, counted;
 - step_peak_mib: the peak tensor memory of one more training step (forward, backward, optimizer step),
@@ -10,7 +10,7 @@ about, memory, measured after training:
 from __future__ import annotations
 
 from optrepro.tasks import charlm
-from optrepro.zo.memory import step_memory
+from optrepro.zo.memory import training_memory
 
 Config = charlm.CharLMConfig
 
@@ -19,10 +19,5 @@ def preflight(cfg) -> None:
     charlm.preflight(cfg)
 
 
-def memory(model, opt, one_step) -> dict:
-    m = step_memory(model, opt, one_step)
-    return {"state_bytes_per_param": m["state_bytes_per_param"], "step_peak_mib": m["peak_mib"]}
-
-
 def run(cfg, ctx) -> dict:
-    return charlm.run(cfg, ctx, probe=memory)
+    return charlm.run(cfg, ctx, probe=training_memory)

@@ -1,0 +1,114 @@
+"""Low-rank and subspace optimizer pieces: projectors with refresh schedules, and GaLore's Adam in
+the projected space.
+
+A projector maps a 2-D gradient G (m x n) to a small one and back:
+- right side (the default when m >= n): R = G B^T with B (rank x n) orthonormal rows; back: R B;
+  left side (m < n): R = B^T G with B (m x rank) orthonormal columns; back: B R;
+- kind "svd": B = the top singular vectors of the gradient at the refresh step (GaLore);
+  "random": a Gaussian matrix orthonormalized by QR (GaLore's random-projection ablation, FLORA);
+  "columns": `rank` coordinates chosen uniformly without replacement (a coordinate subspace);
+- the basis is recomputed when step % gap == 0 (step counted from 0, before the update); random
+  bases are seeded by (seed, step), so a resumed run draws the same basis and the optimizer state
+  holds only tensors.
+
+`GaLoreAdamW`: Adam moments kept in the projected space (rank x n or m x rank instead of m x n)
+for every 2-D parameter with min(m, n) > rank; other parameters get plain Adam moments. Bias
+correction folded into the step size and decoupled weight decay after the step, as in the authors'
+galore-torch AdamW (tests check equality step by step).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+KINDS = ("svd", "random", "columns")
+
+
+def basis(G: torch.Tensor, rank: int, kind: str = "svd", right: bool | None = None, seed: int = 0) -> torch.Tensor:
+    """The projection basis of G: (rank x n) rows for the right side, (m x rank) columns for the left."""
+    if kind not in KINDS:
+        raise ValueError(f"projector kind '{kind}' unknown; valid: {', '.join(KINDS)}")
+    m, n = G.shape
+    right = m >= n if right is None else right
+    k = n if right else m
+    if kind == "svd":
+        low = G.dtype in (torch.float16, torch.bfloat16)  # SVD in float32 for half precision (as galore-torch)
+        U, _, Vh = torch.linalg.svd(G.float() if low else G, full_matrices=False)
+        return (Vh[:rank] if right else U[:, :rank]).to(G.dtype)
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "random":
+        Q, _ = torch.linalg.qr(torch.randn(k, rank, generator=gen, dtype=torch.float64))
+        Q = Q.to(G.dtype)
+    else:
+        idx = torch.randperm(k, generator=gen)[:rank].sort().values
+        Q = torch.zeros(k, rank, dtype=G.dtype)
+        Q[idx, torch.arange(rank)] = 1
+    return Q.T if right else Q
+
+
+def down(G: torch.Tensor, B: torch.Tensor, right: bool) -> torch.Tensor:
+    return G @ B.T if right else B.T @ G
+
+
+def up(R: torch.Tensor, B: torch.Tensor, right: bool, scale: float = 1.0) -> torch.Tensor:
+    return (R @ B if right else B @ R) * scale
+
+
+class GaLoreAdamW(torch.optim.Optimizer):
+    """AdamW whose moments live in a low-rank projection of each matrix's gradient (Zhao et al.
+    2024). rank, update_proj_gap (T), scale (alpha) and proj ('svd' | 'random' | 'columns') as in
+    the paper; eps 1e-6 as galore-torch."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
+                 rank: int = 8, update_proj_gap: int = 200, scale: float = 0.25, proj: str = "svd", seed: int = 0):
+        if not lr >= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or not eps >= 0:
+            raise ValueError(f"invalid lr/betas/eps: {lr}, {betas}, {eps}")
+        if proj not in KINDS:
+            raise ValueError(f"proj '{proj}' unknown; valid: {', '.join(KINDS)}")
+        if rank < 1 or update_proj_gap < 1:
+            raise ValueError(f"rank and update_proj_gap must be >= 1, got {rank}, {update_proj_gap}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, rank=rank,
+                                      update_proj_gap=update_proj_gap, scale=scale, proj=proj, seed=seed))
+
+    @staticmethod
+    def projected(p: torch.Tensor, rank: int) -> bool:
+        return p.dim() == 2 and min(p.shape) > rank
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for i, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                g = p.grad
+                if "step" not in st:
+                    st["step"] = 0
+                proj = self.projected(p, group["rank"])
+                if proj:
+                    if "right" not in st:
+                        st["right"] = p.shape[0] >= p.shape[1]
+                    if "basis" not in st or st["step"] % group["update_proj_gap"] == 0:
+                        st["basis"] = basis(g, group["rank"], group["proj"], st["right"],
+                                            seed=(group["seed"] * 1_000_003 + i) * 1_000_003 + st["step"])
+                    g = down(g, st["basis"], st["right"])
+                if "exp_avg" not in st:
+                    st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(g), torch.zeros_like(g)
+                st["step"] += 1
+                m, v = st["exp_avg"], st["exp_avg_sq"]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                step_size = group["lr"] * math.sqrt(1 - b2 ** st["step"]) / (1 - b1 ** st["step"])
+                u = m / v.sqrt().add_(group["eps"])
+                if proj:
+                    u = up(u, st["basis"], st["right"], group["scale"])
+                p.add_(u, alpha=-step_size)
+                if group["weight_decay"] > 0:
+                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+        return loss
