@@ -35,7 +35,8 @@ def basis(G: torch.Tensor, rank: int, kind: str = "svd", right: bool | None = No
     if kind == "svd":
         low = G.dtype in (torch.float16, torch.bfloat16)  # SVD in float32 for half precision (as galore-torch)
         U, _, Vh = torch.linalg.svd(G.float() if low else G, full_matrices=False)
-        return (Vh[:rank] if right else U[:, :rank]).to(G.dtype)
+        # a copy: a slice would keep all of U or Vh alive in the optimizer state
+        return (Vh[:rank] if right else U[:, :rank]).to(G.dtype, copy=True).contiguous()
     gen = torch.Generator().manual_seed(seed)
     if kind == "random":
         Q, _ = torch.linalg.qr(torch.randn(k, rank, generator=gen, dtype=torch.float64))
