@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from optrepro.optim.base import check_args, check_params
+
 KINDS = ("svd", "random", "columns")
 
 
@@ -63,13 +65,12 @@ class GaLoreAdamW(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
                  rank: int = 8, update_proj_gap: int = 200, scale: float = 0.25, proj: str = "svd", seed: int = 0):
-        if not lr >= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or not eps >= 0:
-            raise ValueError(f"invalid lr/betas/eps: {lr}, {betas}, {eps}")
+        check_args(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, scale=scale)
         if proj not in KINDS:
             raise ValueError(f"proj '{proj}' unknown; valid: {', '.join(KINDS)}")
-        if rank < 1 or update_proj_gap < 1:
-            raise ValueError(f"rank and update_proj_gap must be >= 1, got {rank}, {update_proj_gap}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, rank=rank,
+        if not (isinstance(rank, int) and isinstance(update_proj_gap, int) and rank >= 1 and update_proj_gap >= 1):
+            raise ValueError(f"rank and update_proj_gap must be integers >= 1, got {rank!r}, {update_proj_gap!r}")
+        super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, rank=rank,
                                       update_proj_gap=update_proj_gap, scale=scale, proj=proj, seed=seed))
 
     @staticmethod
