@@ -80,6 +80,14 @@ def check_numbers(cfg, where: str) -> None:
         walk(getattr(cfg, f.name), f.name, f.name)
 
 
+def require_at_least(cfg, names, minimum: int = 1) -> None:
+    """ConfigError (exit 2) naming the first of `names` (integer fields of cfg) below `minimum`."""
+    for name in names:
+        value = getattr(cfg, name)
+        if int(value) < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
 def closest(name: str, valid) -> str:
     """' (did you mean X?)' or ''."""
     m = difflib.get_close_matches(str(name), [str(v) for v in valid], n=3, cutoff=0.5)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 from optrepro.sparsity import MaskedMLP, density_schedule, magnitude_masks
 
@@ -57,9 +57,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"density must be in (0, 1], got {cfg.density}")
     if not 0 < cfg.imp_rate < 1:
         raise ConfigError(f"imp_rate must be in (0, 1), got {cfg.imp_rate}")
-    for name in ("pretrain_epochs", "epochs", "batch"):
-        if int(getattr(cfg, name)) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    require_at_least(cfg, ("pretrain_epochs", "epochs", "batch"))
     if not 0 <= cfg.rewind_epoch <= cfg.pretrain_epochs:
         raise ConfigError(f"rewind_epoch must be in [0, pretrain_epochs], got {cfg.rewind_epoch}")
     if not (cfg.lr > 0 and cfg.mask_lr > 0 and cfg.inv_gamma >= 0):

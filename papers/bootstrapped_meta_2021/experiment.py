@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from optrepro.bilevel import bootstrap
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 
 METHODS = ("fixed", "mg", "bmg")
@@ -50,9 +50,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.match not in ("l2", "kl"):
         raise ConfigError(f"match must be l2 or kl, got {cfg.match!r}")
-    for name in ("K", "steps", "batch", "meta_batch", "hidden", "log_every"):
-        if int(getattr(cfg, name)) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    require_at_least(cfg, ("K", "steps", "batch", "meta_batch", "hidden", "log_every"))
     if cfg.L < 0 or cfg.steps % cfg.K:
         raise ConfigError(f"L must be >= 0 and steps ({cfg.steps}) a multiple of K ({cfg.K})")
     if not (cfg.init_lr > 0 and cfg.meta_lr > 0 and cfg.beta > 0):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from optrepro.bilevel import meta
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 
 from . import method
@@ -62,9 +62,7 @@ def preflight(cfg) -> None:
     names += ("eval_query",) if isinstance(cfg, SinusoidConfig) else ("n_way", "query")
     if isinstance(cfg, FewShotConfig) and not cfg.n_way <= len(TEST_CLASSES):
         raise ConfigError(f"n_way must be <= {len(TEST_CLASSES)} (the classes held out for evaluation), got {cfg.n_way}")
-    for name in names:
-        if int(getattr(cfg, name)) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    require_at_least(cfg, names)
     if not (cfg.inner_lr > 0 and cfg.meta_lr > 0):
         raise ConfigError(f"inner_lr and meta_lr must be > 0, got {cfg.inner_lr}, {cfg.meta_lr}")
 

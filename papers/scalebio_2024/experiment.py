@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from optrepro.bilevel.reweight import SourceSampler, penalty_minimax, source_losses, weighted
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 
 METHODS = ("scalebio", "fixed_weights", "uniform", "val_only", "clean_only", "scalebio_retrain")
@@ -53,9 +53,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if len(cfg.noise) < 2 or not all(0 <= float(r) < 1 for r in cfg.noise):
         raise ConfigError(f"noise: give >= 2 rates in [0, 1), got {cfg.noise}")
-    for name in ("n_val", "hidden", "per_source", "outer", "steps_per_outer", "log_every"):
-        if int(getattr(cfg, name)) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    require_at_least(cfg, ("n_val", "hidden", "per_source", "outer", "steps_per_outer", "log_every"))
     if not (cfg.lr > 0 and cfg.lr_lam > 0 and cfg.alpha0 > 0 and cfg.tau >= 1):
         raise ConfigError("lr, lr_lam and alpha0 must be > 0 and tau >= 1")
 
