@@ -21,6 +21,7 @@ import torch
 
 from optrepro.bilevel import ALGORITHMS, BilevelError, custom_root, implicit, inner_gd, run as run_algo, \
     saved_bytes, unrolled
+from optrepro.bilevel import inexact
 from optrepro.bilevel.problems import HyperClean, L2Reg, NonUnique, Quadratic
 from optrepro.config import BaseConfig, closest
 from optrepro.errors import ConfigError
@@ -144,11 +145,10 @@ class _TrueObjective:
         self.prob, self.y, self.F, self.increases, self.values = prob, None, None, 0, []
 
     def __call__(self, st):
-        from optrepro.bilevel.inexact import inner_agd
         x = st["x"]
         if not torch.isfinite(x).all():
             return
-        self.y, _, _ = inner_agd(self.prob, x, st["y"] if self.y is None else self.y, 1e-9)
+        self.y, _, _ = inexact.inner_agd(self.prob, x, st["y"] if self.y is None else self.y, 1e-9)
         with torch.no_grad():
             F = float(self.prob.f(x, self.y))
         if self.F is not None and F > self.F + 1e-9:

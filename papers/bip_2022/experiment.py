@@ -29,6 +29,7 @@ from torch import nn
 from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 from optrepro.sparsity import MaskedMLP, density_schedule, magnitude_masks
+from optrepro.train import TrainConfig, train_loop
 
 from . import method
 
@@ -82,50 +83,55 @@ def run(cfg: Config, ctx) -> dict:
     def weight_opt():
         return torch.optim.SGD([*model.weights, *model.biases], lr=cfg.lr, momentum=0.9)
 
-    # dense pretraining, with the rewind point saved (rewind_epoch 0: the initialization)
-    rewind = [p.detach().clone() for p in (*model.weights, *model.biases)]
-    opt = weight_opt()
-    for t in ctx.steps(cfg.pretrain_epochs * per_epoch, {"model": model, "opt": opt, "rewind": rewind},
-                       name="pretrain"):
+    def accuracy() -> float:
+        with torch.no_grad():
+            return 100.0 * float((model(xte).argmax(1) == yte).float().mean())
+
+    def step_loss(t: int):
         x, y = batch(t, 0)
-        loss = ce(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if t == cfg.rewind_epoch * per_epoch:
-            for r, p in zip(rewind, (*model.weights, *model.biases)):
-                r.copy_(p.detach())
-        if t % per_epoch == 0:
-            ctx.log(t, pretrain_loss=float(loss.detach()))
+        return ce(model(x), y)
 
-    stats = {"passes": 0.0, "ig_sum": 0.0, "ig_n": 0.0, "time": 0.0}
+    def sgd(steps: int, offset: int, evaluate, state: dict, before=None) -> float:
+        """common.train.train_loop: `steps` SGD steps (batches offset + 1, offset + 2, ...; `before(step)`
+        runs first at every step); returns the seconds it took in this process."""
+        def loss(step):
+            if before is not None:
+                before(step)
+            return step_loss(offset + step + 1)
+        t0 = time.perf_counter()
+        train_loop(model, weight_opt(), None, loss, evaluate, TrainConfig(steps=steps, log_every=per_epoch), ctx, state)
+        return time.perf_counter() - t0
+
+    # dense pretraining, keeping the weights after `rewind_epoch` epochs (0: the initialization)
+    params = (*model.weights, *model.biases)
+    rewind = [p.detach().clone() for p in params]
+    at, total = cfg.rewind_epoch * per_epoch, cfg.pretrain_epochs * per_epoch
+
+    def keep_rewind_point(step: int) -> None:
+        if step == at and at > 0:
+            with torch.no_grad():
+                for r, p in zip(rewind, params):
+                    r.copy_(p)
+
+    sgd(total, 0, lambda: {"pretrain_test_acc": accuracy()}, {"rewind": rewind}, keep_rewind_point)
+    keep_rewind_point(total)  # rewind_epoch = pretrain_epochs: the end of pretraining
+
+    stats = {"ig_sum": 0.0, "ig_n": 0.0, "time": 0.0}
     steps = cfg.epochs * per_epoch
-
-    def retrain(name):
-        opt = weight_opt()
-        for t in ctx.steps(steps, {"model": model, "opt": opt, "stats": stats}, name=name):
-            t0 = time.perf_counter()
-            x, y = batch(10**7 + t, 0)
-            loss = ce(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            stats["passes"] += 1
-            stats["time"] += time.perf_counter() - t0
 
     def rewind_weights():
         with torch.no_grad():
-            for r, p in zip(rewind, (*model.weights, *model.biases)):
+            for r, p in zip(rewind, params):
                 p.copy_(r)
 
-    rounds = 0
+    densities = []
     if cfg.method in ("omp", "imp"):
         rounds = max(1, math.ceil(math.log(cfg.density) / math.log(1 - cfg.imp_rate) - 1e-9))
         densities = [cfg.density] if cfg.method == "omp" else density_schedule(cfg.density, rounds)
         for r, d in enumerate(densities):
             model.set_masks(magnitude_masks(list(model.weights), d, None if r == 0 else model.masks))
             rewind_weights()
-            retrain(f"round{r}")
+            stats["time"] += sgd(steps, 10**7, lambda: {"round_test_acc": accuracy()}, {"stats": stats})
     elif cfg.method == "bip":
         with torch.no_grad():
             for sc, w in zip(model.scores, model.weights):
@@ -143,17 +149,15 @@ def run(cfg: Config, ctx) -> dict:
             for sc, g in zip(model.scores, grads):                          # upper level: scores
                 sc.grad = g
             opt_s.step()
-            stats["passes"] += 2
             stats["ig_sum"] += ratio
             stats["ig_n"] += 1
             stats["time"] += time.perf_counter() - t0
             if t % per_epoch == 0:
                 ctx.log(t, lower_loss=float(loss.detach()))
         model.set_masks(method.masks_from_scores(model, cfg.density))
-    with torch.no_grad():
-        acc = 100.0 * float((model(xte).argmax(1) == yte).float().mean())
-    res = {"test_acc": acc, "density": model.density(),
-           "rounds": float(rounds if cfg.method == "imp" else cfg.method == "omp"), "grad_passes": stats["passes"], "time_s": stats["time"],
+    passes = steps * (2 if cfg.method == "bip" else len(densities))  # a BiP step makes two passes
+    res = {"test_acc": accuracy(), "density": model.density(), "rounds": float(len(densities)),
+           "grad_passes": float(passes), "time_s": stats["time"],
            "ig_ratio": stats["ig_sum"] / stats["ig_n"] if stats["ig_n"] else 0.0}
     ctx.log(cfg.pretrain_epochs * per_epoch + 1, **res)
     return res

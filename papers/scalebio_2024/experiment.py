@@ -28,6 +28,7 @@ from torch import nn
 from optrepro.bilevel.reweight import SourceSampler, penalty_minimax, source_losses, weighted
 from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
+from optrepro.train import TrainConfig, train_loop
 
 METHODS = ("scalebio", "fixed_weights", "uniform", "val_only", "clean_only", "scalebio_retrain")
 
@@ -101,17 +102,13 @@ def run(cfg: Config, ctx) -> dict:
     total = cfg.outer * cfg.steps_per_outer
     uniform = torch.zeros(K)
 
-    def plain(model, loss_of, name):
-        """Adam on loss_of(model, t) with the same learning-rate schedule as the minimax."""
+    def plain(model, loss_of):
+        """common.train.train_loop: Adam on loss_of(model, t), t = 1, 2, ..., with the minimax's
+        learning-rate schedule (divided by tau every steps_per_outer steps)."""
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        for t in ctx.steps(total, {"model": model, "opt": opt}, name=name):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * cfg.tau ** (-((t - 1) // cfg.steps_per_outer))
-            loss = loss_of(model, t)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            log(t, train=float(loss.detach()))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cfg.tau ** (-(step // cfg.steps_per_outer)))
+        train_loop(model, opt, sched, lambda step: loss_of(model, step + 1), lambda: {},
+                   TrainConfig(steps=total, log_every=cfg.log_every), ctx)
         return model
 
     lam = uniform.clone()
@@ -123,15 +120,15 @@ def run(cfg: Config, ctx) -> dict:
                               lambda n, st: ctx.steps(n, st, name="minimax"), log,
                               freeze_lam=cfg.method == "fixed_weights")
         if cfg.method == "scalebio_retrain":
-            model = plain(net(1), lambda m, t: weighted(lam, train_loss(m, t)), "retrain")
+            model = plain(net(1), lambda m, t: weighted(lam, train_loss(m, t)))
     elif cfg.method == "uniform":
-        model = plain(net(), lambda m, t: weighted(uniform, train_loss(m, t)), "train")
+        model = plain(net(), lambda m, t: weighted(uniform, train_loss(m, t)))
     elif cfg.method == "val_only":
-        model = plain(net(), val_loss, "train")
+        model = plain(net(), val_loss)
     else:  # clean_only: all weight on the least noisy source
         lam = torch.full((K,), -1e4)
         lam[int(torch.tensor(cfg.noise).argmin())] = 0.0
-        model = plain(net(), lambda m, t: weighted(lam, train_loss(m, t)), "train")
+        model = plain(net(), lambda m, t: weighted(lam, train_loss(m, t)))
     p = torch.softmax(lam, 0)
     order = torch.tensor(cfg.noise).argsort()
     with torch.no_grad():
