@@ -111,9 +111,9 @@ def _read(path: Path) -> dict:
         raise _Bad(f"cannot be read ({type(e).__name__})") from None
 
 
-def read(path: Path, identity: dict) -> tuple[int, dict] | None:
+def read(path: Path, identity: dict, set_aside_bad: bool = True) -> tuple[int, dict] | None:
     """(step, state) from the checkpoint at `path` if it is whole and this run's; else None, with an
-    unusable file set aside."""
+    unusable file set aside (by the one process that writes, in a multi-process run)."""
     path = Path(path)
     if not path.exists():
         return None
@@ -123,7 +123,8 @@ def read(path: Path, identity: dict) -> tuple[int, dict] | None:
             raise _Bad(f"belongs to another run ({_differs(ck.get('identity'), identity)})")
         return int(ck["step"]), ck["state"]
     except (_Bad, OSError) as e:
-        set_aside(path, str(e))
+        if set_aside_bad:
+            set_aside(path, str(e))
         return None
 
 
@@ -306,21 +307,28 @@ def restore(objs: dict, saved: dict) -> None:
 
 def steps(total: int, state: dict, path: Path, identity: dict, every: int = 0, resume: bool = True,
           every_s: float = 0.0, save_last: bool = False, on_restore=None, on_step=None, on_save=None,
-          done=None):
+          done=None, sync=None):
     """Yield 1..total, resuming after the checkpoint at `path` (when `resume` and it is this run's);
     after each step: checkpoint every `every` steps or `every_s` seconds, and on a pending signal
     (then raise Interrupted); and at the last step with `save_last` (a later loop of the same run
 then resumes after this one without redoing it). `on_restore(step, extra)` and `on_save() -> extra` carry what the caller
     keeps besides the state (the run's log position); `on_step(s)` runs after every step. With `done`,
 `total` is an upper bound and the loop ends after the step at which done() is true (a budget in
-episodes whose cost per step varies)."""
+episodes whose cost per step varies). With `sync` (common.dist.world.CheckpointSync, a run of several
+processes) every rank captures its state, rank 0 writes all of them in one file, each rank restores
+its own, and a signal that reaches any rank stops all of them at the same step."""
     global loops_entered
     loops_entered += 1
     start, saved = 0, None
     if resume:
-        got = read(path, identity)
+        got = read(path, identity, set_aside_bad=sync is None or sync.writer)
         if got is not None:
             start, saved = got
+            if sync is not None:
+                saved = sync.unpack(saved)
+        if sync is not None:
+            start = sync.agree_start(start)
+        if saved is not None:
             restore(state, saved)
             if on_restore is not None:
                 on_restore(start, saved.get("__extra__"))
@@ -332,6 +340,10 @@ episodes whose cost per step varies)."""
         st = capture(state)
         if on_save is not None:
             st["__extra__"] = on_save()
+        if sync is not None:
+            st = sync.pack(st)
+            if not sync.writer:
+                return
         write(path, identity, s, st)
 
     for s in range(start + 1, int(total) + 1):
@@ -342,13 +354,16 @@ episodes whose cost per step varies)."""
         timed = every_s and time.monotonic() - last >= every_s
         finished = done is not None and done()
         last_step = save_last and (s == total or finished)
-        if _signal is not None or kill or (every and s % every == 0) or timed or last_step:
+        signalled = _signal is not None if sync is None else sync.any(_signal is not None)
+        if sync is not None:
+            timed = sync.any(bool(timed))
+        if signalled or kill or (every and s % every == 0) or timed or last_step:
             save(s)
             last = time.monotonic()
         if kill:
             raise SimulatedKill(f"REPRO_FAULT=kill-halfway after the checkpoint at step {s} of {total}")
-        if _signal is not None:
-            raise Interrupted(f"signal {_signal} at step {s}; checkpoint written")
+        if signalled:
+            raise Interrupted(f"signal {_signal or 'on another rank'} at step {s}; checkpoint written")
         if finished:
             return
 

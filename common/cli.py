@@ -41,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue killed runs, skip finished ones")
     s.add_argument("--out", default="runs")
     s.add_argument("--jobs", type=int, default=1)
-    s.add_argument("--launcher", default="local", choices=["local", "slurm"],
-                   help="slurm: one submitit job per run (needs sbatch, or REPRO_SUBMITIT_CLUSTER=local|debug)")
+    s.add_argument("--launcher", default="local", choices=["local", "slurm", "torchrun"],
+                   help="slurm: one submitit job per run (needs sbatch, or REPRO_SUBMITIT_CLUSTER=local|debug); "
+                        "torchrun: each run over --nproc processes (distributed experiments, e.g. diloco_2023)")
+    s.add_argument("--nproc", type=int, help="torchrun: processes per run (default 2); the run's workers are split over them")
     s.add_argument("--partition", help="slurm: the partition")
     s.add_argument("--gpus", type=int, help="slurm: GPUs per job")
     s.add_argument("--mem-gb", type=float, help="slurm: memory per job, GB")
@@ -227,6 +229,22 @@ def _slurm_options(a) -> dict:
     return {names[k]: v for k, v in given.items()}
 
 
+def _nproc(a, paper, spec, jobs) -> int:
+    """--nproc (torchrun only; default 2), checked against the table before anything runs."""
+    if a.launcher != "torchrun":
+        if a.nproc is not None:
+            raise UsageError("--nproc only applies with --launcher torchrun")
+        return 1
+    if a.jobs > 1:
+        raise UsageError("--jobs does not combine with --launcher torchrun (each run already uses --nproc processes)")
+    if spec.needs:
+        raise UsageError("--launcher torchrun runs one table's runs; this table needs another table's runs first")
+    nproc = 2 if a.nproc is None else a.nproc
+    from optrepro.dist.launch import check_jobs
+    check_jobs(paper, spec, jobs, nproc)
+    return nproc
+
+
 def cmd_run(a):
     from optrepro import overrides as ov
     from optrepro.registry import get_paper
@@ -246,6 +264,8 @@ def cmd_run(a):
     slurm = _slurm_options(a)
     spec = paper.load_table(table)
     override_sets = ov.parse(a.overrides, a.multirun)
+    jobs = [j for o in override_sets for j in plan(paper, table, spec, a.scale, seeds, rows, o, Path(a.out), a.resume)]
+    nproc = _nproc(a, paper, spec, jobs)
     for need in spec.needs:  # e.g. a fit table needs its sweep: run it first, keeping finished points
         nspec = paper.load_table(paper.resolve_table(need))
         njobs = plan(paper, need, nspec, a.scale, None, None, {}, Path(a.out), resume=True)
@@ -255,7 +275,6 @@ def cmd_run(a):
         bad = [r for r in nres if r.get("status") != "ok"]
         if bad:
             print(f"repro: {len(bad)} of {need}'s runs did not finish ok (the analysis uses the others)", flush=True)
-    jobs = [j for o in override_sets for j in plan(paper, table, spec, a.scale, seeds, rows, o, Path(a.out), a.resume)]
     sets = f" x {len(override_sets)} override sets" if len(override_sets) > 1 else ""
     print(f"repro: {paper.pid}/{table} at {a.scale} scale: {len(jobs)} runs "
           f"({len({j.row for j in jobs})} rows x {len({j.seed for j in jobs})} seeds{sets}) "
@@ -280,7 +299,11 @@ def cmd_run(a):
                    f"{desc}{err}")
 
     try:
-        results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show, slurm=slurm)
+        if a.launcher == "torchrun":
+            from optrepro.dist.launch import run_torchrun
+            results = run_torchrun(jobs, nproc, on_result=show)
+        else:
+            results = run_jobs(jobs, a.jobs, a.launcher, Path(a.out), on_result=show, slurm=slurm)
     finally:
         sweep.close()
     failed = [r for r in results if r.get("status") == "failed"]

@@ -31,7 +31,7 @@ from optrepro import overrides as ov
 from optrepro.config import TableSpec, build_config, check_numbers, row_layers, to_dict
 from optrepro.errors import ConfigError, Diverged, Interrupted, UsageError
 from optrepro.io import atomic_write_json, atomic_write_text
-from optrepro.track import Tracker
+from optrepro.track import NullTracker, Tracker
 
 GUARDED = ("loss", "train_loss")
 """Metrics whose NaN/inf ends a run as `diverged`."""
@@ -46,13 +46,19 @@ def seed_everything(seed: int) -> torch.Generator:
 
 class RunContext:
     def __init__(self, run_dir: Path, cfg, resume: bool = False, name: str = "", show_progress: bool = True):
+        from optrepro.dist.world import world
         self.dir = Path(run_dir)
         self.cfg = cfg
         self.seed = cfg.seed
+        self.world = world()
+        """This process's rank and the number of processes (common.dist; one unless under torchrun)."""
         self.ckpt_dir = self.dir / "checkpoint"
         self.identity = {"run": name, "config": checkpoint.config_hash(to_dict(cfg))}
         """What a checkpoint must carry to be this run's (pid/table/scale/row/seed and the config's hash)."""
-        self.tracker = Tracker(self.dir, cfg.tracker, name=name, config=to_dict(cfg))
+        if self.world.distributed:
+            self.identity["processes"] = self.world.size
+        self.tracker = (Tracker(self.dir, cfg.tracker, name=name, config=to_dict(cfg)) if self.world.main
+                        else NullTracker())
         self.resume = resume
         self.show_progress = show_progress
         self._bar = None
@@ -106,7 +112,14 @@ class RunContext:
         return checkpoint.steps(total, state, self.ckpt_dir / f"{name}.pt", dict(self.identity, loop=name),
                                 every=self.cfg.ckpt_every, resume=self.resume, save_last=True,
                                 on_restore=on_restore, on_step=on_step, done=done,
-                                on_save=lambda: {"records": self.tracker.records})
+                                on_save=lambda: {"records": self.tracker.records},
+                                sync=self._sync())
+
+    def _sync(self):
+        if not self.world.distributed:
+            return None
+        from optrepro.dist.world import CheckpointSync
+        return CheckpointSync(self.world)
 
     def no_checkpoint(self, reason: str) -> None:
         """Declare that this run has no loop worth resuming (a closed form, a fit, seconds of work)."""
@@ -116,7 +129,11 @@ class RunContext:
         """Whether a resume has a checkpoint of this run to continue from (bad ones are set aside)."""
         found = False
         for p in sorted(self.ckpt_dir.glob("*.pt")) if self.ckpt_dir.exists() else []:
-            found |= checkpoint.read(p, dict(self.identity, loop=p.stem)) is not None
+            found |= checkpoint.read(p, dict(self.identity, loop=p.stem), set_aside_bad=self.world.main) is not None
+        if self.world.distributed:
+            from optrepro.dist.world import agree_any, barrier
+            found = not agree_any(not found)  # resume only if every rank can
+            barrier()  # no rank sets a file aside before all have read it
         return found
 
     def close(self):
@@ -241,22 +258,26 @@ def execute(job: Job) -> dict:
         prev = json.loads(result_path.read_text())
         if prev.get("status") == "ok":
             return prev
+    from optrepro.dist.world import barrier, world
+    main = world().main  # under torchrun, rank 0 writes the run's files; every rank computes
     try:
         job.run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create the run directory {job.run_dir}: {e.strerror}") from None
-    atomic_write_text(job.run_dir / "config.yaml", yaml.safe_dump(to_dict(job.cfg), sort_keys=False))
+    if main:
+        atomic_write_text(job.run_dir / "config.yaml", yaml.safe_dump(to_dict(job.cfg), sort_keys=False))
     seed_everything(job.seed)
     ctx = RunContext(job.run_dir, job.cfg, resume=job.resume, name=job.name, show_progress=job.show_progress)
     ctx.out_root, ctx.scale = job.run_dir.parents[4], job.scale
     if ctx.resume and not ctx.usable_checkpoint():
         ctx.resume = False  # killed before its first checkpoint (or the checkpoint was set aside): start over
     if not ctx.resume:
-        for p in ctx.ckpt_dir.glob("*.pt") if ctx.ckpt_dir.exists() else []:
+        for p in ctx.ckpt_dir.glob("*.pt") if ctx.ckpt_dir.exists() and main else []:
             p.unlink()
         ctx.tracker.truncate_after(None)  # a fresh run starts a fresh log, whether or not it trains
     else:
         ctx.tracker.open_resumed()
+    barrier()
     old = {}
     in_main = _is_main_thread()
     checkpoint.clear_signal()
@@ -284,7 +305,10 @@ def execute(job: Job) -> dict:
         raise
     except Exception as e:  # a failed run is recorded; the sweep goes on
         res.update(status="failed", error=f"{type(e).__name__}: {e}", metrics={})
-        atomic_write_text(job.run_dir / "error.txt", traceback.format_exc())
+        if main:
+            atomic_write_text(job.run_dir / "error.txt", traceback.format_exc())
+        else:
+            traceback.print_exc()
     finally:
         ctx.close()
         if in_main:
@@ -295,7 +319,10 @@ def execute(job: Job) -> dict:
         res["no_checkpoint"] = ctx.no_checkpoint_reason
     res["meta"] = dict(meta_mod.collect(), wall_time_s=round(time.time() - t0, 3),
                        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    atomic_write_json(result_path, res)
+    if ctx.world.distributed:
+        res["meta"]["processes"] = ctx.world.size
+    if main:
+        atomic_write_json(result_path, res)
     if res["status"] == "interrupted":
         raise Interrupted(res["error"])
     return res

@@ -83,6 +83,27 @@ class Tracker:
                 print(f"warning: wandb.finish failed ({e})", file=sys.stderr)
 
 
+class NullTracker:
+    """The tracker of a run's non-writing ranks (rank 0 keeps the log): accepts everything, writes nothing."""
+
+    records = 0
+
+    def truncate_after(self, step) -> None:
+        pass
+
+    def open_resumed(self) -> None:
+        pass
+
+    def restore_to(self, n: int) -> None:
+        self.records = n
+
+    def log(self, step: int, metrics: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _num(v):
     v = float(v)
     return v if math.isfinite(v) else str(v)

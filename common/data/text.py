@@ -100,8 +100,16 @@ class CharCorpus:
         y = torch.stack([data[i + 1:i + context + 1] for i in starts]).long()
         return x, y
 
-    def batch(self, split: str, batch_size: int, context: int, gen: torch.Generator):
+    def batch(self, split: str, batch_size: int, context: int, gen: torch.Generator, part: tuple[int, int] | None = None):
+        """Random windows of the split; with `part=(i, n)` only from its i-th of n contiguous parts (a
+        worker's own shard of the text: non-i.i.d. data, since the text runs module by module)."""
         data = self.train if split == "train" else self.val
+        if part is not None:
+            i, n = part
+            lo, hi = len(data) * i // n, len(data) * (i + 1) // n
+            if hi - lo <= context + 1:
+                raise ValueError(f"part {i} of {n} has {hi - lo} tokens, fewer than a window of {context + 1}")
+            data = data[lo:hi]
         ix = torch.randint(0, len(data) - context - 1, (batch_size,), generator=gen)
         return self._windows(data, ix.tolist(), context)
 

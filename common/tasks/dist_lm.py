@@ -1,0 +1,120 @@
+"""The tiny GPT language-model task (common.tasks.charlm) trained by M workers: synchronous data
+parallelism or DiLoCo (common.dist.localsgd), simulated in one process or spread over torchrun's
+processes with the same numbers (tests/dist).
+
+Each worker draws its own batches (`train.batch_size` windows per step, seeded by seed, worker and
+step): from the whole training text (`data: iid`) or from its own contiguous part of it (`data:
+shards`, non-i.i.d.). `train.steps` is the number of steps each worker takes, so every row with the
+same workers and steps processes the same tokens. Reported: the validation loss of the (global)
+model, the algorithm's communication per worker counted at the collectives (`comm_mib`, payload
+into all-reduces; `comm_rounds`), and the tokens processed."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from optrepro.dist.comm import Comm
+from optrepro.dist.localsgd import DataParallel, DiLoCo
+from optrepro.dist.world import local_workers, worker_generator
+from optrepro.errors import ConfigError, Diverged
+from optrepro.models import tiny_gpt
+from optrepro.optim import build_optimizer, make_scheduler
+from optrepro.run import RunContext
+from optrepro.tasks import charlm
+
+distributed = True
+"""Runs under `--launcher torchrun --nproc N` (workers split over the processes)."""
+
+METHODS = ("sync", "diloco")
+DATA = ("iid", "shards")
+
+
+@dataclass
+class DistLMConfig(charlm.CharLMConfig):
+    method: str = "diloco"
+    """sync (gradients averaged every step) | diloco (inner steps, then an outer step)."""
+    workers: int = 4
+    """M: replicas, each with its own data; split over --nproc processes under torchrun."""
+    sync_every: int = 50
+    """DiLoCo's H: inner steps between outer steps (train.steps must be a multiple of it)."""
+    outer_lr: float = 0.7
+    outer_momentum: float = 0.9
+    outer_nesterov: bool = True
+    data: str = "iid"
+    """iid | shards (worker w reads only the w-th of M contiguous parts of the training text)."""
+
+
+def preflight(cfg: DistLMConfig) -> None:
+    charlm.preflight(cfg)
+    if cfg.method not in METHODS:
+        raise ConfigError(f"method '{cfg.method}' unknown; valid: {', '.join(METHODS)}")
+    if cfg.data not in DATA:
+        raise ConfigError(f"data '{cfg.data}' unknown; valid: {', '.join(DATA)}")
+    if cfg.workers < 1 or cfg.sync_every < 1:
+        raise ConfigError(f"workers ({cfg.workers}) and sync_every ({cfg.sync_every}) must be >= 1")
+    if cfg.tokens or cfg.flops:
+        raise ConfigError("the distributed task counts train.steps per worker; tokens/flops budgets are not supported")
+    if cfg.method == "diloco" and cfg.train.steps % cfg.sync_every:
+        raise ConfigError(f"train.steps ({cfg.train.steps}) must be a multiple of sync_every ({cfg.sync_every}): "
+                          f"the model is evaluated after an outer step")
+    if cfg.method == "diloco" and cfg.train.eval_every % cfg.sync_every:
+        raise ConfigError(f"train.eval_every ({cfg.train.eval_every}) must be a multiple of sync_every "
+                          f"({cfg.sync_every}) for diloco")
+    if not (cfg.outer_lr > 0 and 0 <= cfg.outer_momentum < 1):
+        raise ConfigError(f"outer_lr must be > 0 and outer_momentum in [0, 1), got {cfg.outer_lr}, {cfg.outer_momentum}")
+
+
+def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
+    corpus = charlm.load_corpus(cfg)
+    model = tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.arch).to(cfg.device)
+    steps = cfg.train.steps
+    oc = cfg.optim
+    workers = local_workers(cfg.workers, ctx.world)
+    comm = Comm(cfg.workers, ctx.world)
+
+    def make_inner(params):
+        opt = build_optimizer(params, oc)
+        return opt, make_scheduler(opt, oc, steps)
+
+    if cfg.method == "diloco":
+        alg = DiLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
+                     cfg.outer_nesterov)
+    else:
+        alg = DataParallel(model, *make_inner(model.parameters()), comm, workers)
+    spread = not (cfg.corpus == "pydoc" and cfg.tokenizer == "char")
+
+    def loss_fn(step):
+        def f(w: int, m: nn.Module):
+            x, y = corpus.batch("train", cfg.train.batch_size, cfg.context, worker_generator(cfg.seed, w, step),
+                                part=(w, cfg.workers) if cfg.data == "shards" else None)
+            return nn.functional.cross_entropy(m(x.to(cfg.device)).flatten(0, 1), y.to(cfg.device).flatten())
+        return f
+
+    def evaluate() -> dict:
+        out = {"comm_mib": comm.bytes / 2**20, "comm_rounds": float(comm.calls),
+               "tokens": float(steps * cfg.train.batch_size * cfg.context * cfg.workers)}
+        if ctx.world.main:  # only rank 0 writes; the others skip the evaluation
+            out["val_loss"] = charlm.val_loss(alg.eval_model, corpus, cfg.train.batch_size, cfg.context,
+                                              cfg.eval_batches, spread)
+            out["perplexity"] = math.exp(out["val_loss"])
+        return out
+
+    tc = cfg.train
+    for s in ctx.steps(steps, alg.state()):
+        losses = alg.step(loss_fn(s - 1))
+        if s % tc.log_every == 0 or s == steps:
+            loss = comm.mean_scalars([[v] for v in losses])[0]  # every rank takes part, at the same steps
+            if not math.isfinite(loss):
+                ctx.log(s, loss=loss)
+                raise Diverged(s, "loss", loss)
+            ctx.log(s, loss=loss, comm_mib=comm.bytes / 2**20)
+        if tc.eval_every and s % tc.eval_every == 0 and s != steps:
+            ctx.log(s, **evaluate())
+    final = evaluate()
+    ctx.log(steps, **final)
+    return final
+
+
