@@ -164,8 +164,8 @@ class ClaimSpec:
 
     id: str = ""
     type: str = ""
-    """better | vs_best | comparable | within | monotone | ratio | differs | close | tighter | gap_increases |
-    in_interval | matches_reported"""
+    """better | vs_best | comparable | within | bound | monotone | ratio | differs | close | tighter |
+    gap_increases | in_interval | matches_reported"""
     text: str = ""
     """The paper's claim in words."""
     scale: str = "mini"
@@ -180,6 +180,7 @@ class ClaimSpec:
     value: float = 0.0
     tol: float = 0.0
     direction: str = "increasing"
+    """monotone: increasing | decreasing; bound: above | below (row a's mean beyond `value`)."""
     lo: str = ""
     hi: str = ""
     """in_interval: the metrics holding the lower and upper ends of row a's interval (e.g. a fit's

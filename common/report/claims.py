@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 from optrepro.config import ClaimSpec, TableSpec
 
-CLAIM_TYPES = ("better", "vs_best", "comparable", "within", "monotone", "ratio", "differs", "close", "tighter",
-               "gap_increases", "in_interval", "matches_reported")
+CLAIM_TYPES = ("better", "vs_best", "comparable", "within", "bound", "monotone", "ratio", "differs", "close",
+               "tighter", "gap_increases", "in_interval", "matches_reported")
 VERDICTS = ("pass", "fail", "inconclusive", "missing")
 
 NOISE_SE = 2.0
@@ -89,6 +89,8 @@ def validate(spec: TableSpec) -> list[str]:
             errs.append(f"claim {c.id}: monotone needs at least 2 rows")
         if c.type == "gap_increases" and (len(c.pairs) < 2 or any(len(p) != 2 for p in c.pairs)):
             errs.append(f"claim {c.id}: gap_increases needs >= 2 pairs [a, b]")
+        if c.type == "bound" and c.direction not in ("above", "below"):
+            errs.append(f"claim {c.id}: bound needs direction above or below, got '{c.direction}'")
         if c.type == "in_interval" and not (c.lo in spec.metrics and c.hi in spec.metrics):
             errs.append(f"claim {c.id}: in_interval needs `lo` and `hi`, metrics of the table")
         if c.type in ("close", "comparable", "within") and c.tol < 0:
@@ -109,7 +111,7 @@ def claim_rows(c: ClaimSpec) -> list[str]:
     """The rows a claim compares."""
     if c.type in ("better", "ratio", "differs", "close", "comparable"):
         return [c.a, c.b]
-    if c.type in ("within", "in_interval"):
+    if c.type in ("within", "bound", "in_interval"):
         return [c.a]
     if c.type == "vs_best":
         return [c.a, *c.rows]
@@ -289,6 +291,13 @@ def _one(c: ClaimSpec, spec: TableSpec, samples: Samples, reported: list, det: b
         e = ctr({c.a: 1.0})
         d = e.value - c.value
         return v(equivalent(d, e.se, c.tol), f"{c.a} {_fmt(e.value)} vs {c.value:g} ± {c.tol:g}{_noise(e)}",
+                 a=e.value, se=e.se)
+
+    if c.type == "bound":
+        e = ctr({c.a: 1.0})
+        up = c.direction == "above"
+        g = (e.value - c.value) if up else (c.value - e.value)
+        return v(one_sided(g, e.se), f"{c.a} {_fmt(e.value)} (needs {'>' if up else '<'} {c.value:g}){_noise(e, g)}",
                  a=e.value, se=e.se)
 
     if c.type == "ratio":

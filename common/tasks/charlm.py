@@ -181,3 +181,12 @@ def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None) -> 
             opt.step()
         final = {**final, **probe(model, opt, one_step)}
     return {**final, **size} if cfg.tokens or cfg.flops else final
+
+
+def run_measuring_memory(cfg: CharLMConfig, ctx: RunContext) -> dict:
+    """`run` with memory measured after training (common.zo.memory.training_memory): the optimizer's
+    state bytes per model parameter, counted (projection bases and any other state tensors
+    included), and the peak tensor memory of one more training step from the allocator's events,
+    as `repro bench memory` measures it. The memory-efficient optimizer papers' experiment."""
+    from optrepro.zo.memory import training_memory
+    return run(cfg, ctx, probe=training_memory)

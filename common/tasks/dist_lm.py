@@ -18,7 +18,7 @@ from torch import nn
 
 from optrepro.dist.comm import Comm
 from optrepro.dist.localsgd import DataParallel, DiLoCo
-from optrepro.dist.world import local_workers, worker_generator
+from optrepro.dist.world import local_workers, worker_generator, world
 from optrepro.errors import ConfigError, Diverged
 from optrepro.models import tiny_gpt
 from optrepro.optim import build_optimizer, make_scheduler
@@ -72,8 +72,9 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
     model = tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.arch).to(cfg.device)
     steps = cfg.train.steps
     oc = cfg.optim
-    workers = local_workers(cfg.workers, ctx.world)
-    comm = Comm(cfg.workers, ctx.world)
+    w = getattr(ctx, "world", None) or world()
+    workers = local_workers(cfg.workers, w)
+    comm = Comm(cfg.workers, w)
 
     def make_inner(params):
         opt = build_optimizer(params, oc)
@@ -96,7 +97,7 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
     def evaluate() -> dict:
         out = {"comm_mib": comm.bytes / 2**20, "comm_rounds": float(comm.calls),
                "tokens": float(steps * cfg.train.batch_size * cfg.context * cfg.workers)}
-        if ctx.world.main:  # only rank 0 writes; the others skip the evaluation
+        if w.main:  # only rank 0 writes; the others skip the evaluation
             out["val_loss"] = charlm.val_loss(alg.eval_model, corpus, cfg.train.batch_size, cfg.context,
                                               cfg.eval_batches, spread)
             out["perplexity"] = math.exp(out["val_loss"])

@@ -25,6 +25,8 @@ def _one_seed(means):
     ({"type": "better", "metric": "m", "a": "a", "b": "b", "margin": 1.5}, {"a": 2, "b": 1}, True, "fail"),
     ({"type": "within", "metric": "m", "a": "a", "value": 1.0, "tol": 0.2}, {"a": 1.1}, True, "pass"),
     ({"type": "within", "metric": "m", "a": "a", "value": 1.0, "tol": 0.05}, {"a": 1.1}, True, "fail"),
+    ({"type": "bound", "metric": "m", "a": "a", "value": 1.0, "direction": "above"}, {"a": 1.1}, True, "pass"),
+    ({"type": "bound", "metric": "m", "a": "a", "value": 1.0, "direction": "below"}, {"a": 1.1}, True, "fail"),
     ({"type": "monotone", "metric": "m", "rows": ["a", "b", "c"]}, {"a": 1, "b": 2, "c": 3}, True, "pass"),
     ({"type": "monotone", "metric": "m", "rows": ["a", "b", "c"]}, {"a": 1, "b": 3, "c": 2}, True, "fail"),
     ({"type": "ratio", "metric": "m", "a": "a", "b": "b", "value": 0.5}, {"a": 1, "b": 4}, True, "pass"),

@@ -1,0 +1,6 @@
+"""One row, one seed: the shared tiny-GPT language-model task with any registered optimizer
+(AdamW-SN and AdamW-SNSM are registered by this paper as 'adamw_sn') and memory measured after training: common.tasks.charlm.run_measuring_memory (optimizer
+state bytes per parameter, counted; the peak tensor memory of one more step, from the allocator)."""
+from optrepro.tasks.charlm import CharLMConfig as Config  # noqa: F401
+from optrepro.tasks.charlm import preflight  # noqa: F401
+from optrepro.tasks.charlm import run_measuring_memory as run  # noqa: F401
