@@ -27,7 +27,7 @@ import math
 import torch
 
 from optrepro.lowrank import KINDS, basis, down, up
-from optrepro.optim.base import check_args, check_params
+from optrepro.optim.base import check_args, check_params, eval_closure, params_with_grad
 
 
 def largest_divisor_at_most(n: int, k: int) -> int:
@@ -81,45 +81,39 @@ class AdamWSN(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+        loss = eval_closure(closure)
+        for i, (group, p, st) in enumerate(params_with_grad(self)):
             b1, b2 = group["betas"]
-            for i, p in enumerate(group["params"]):
-                if p.grad is None:
-                    continue
-                g, st = p.grad, self.state[p]
-                sn = bool(group["sn"]) and p.dim() == 2
-                sm = sn and group["rank"] > 0 and min(p.shape) > group["rank"]
-                if "step" not in st:
-                    st["step"] = 0
-                how = subset_shape(p.shape, group["subsets"]) if sn else None
-                if sm:
-                    right = p.shape[0] >= p.shape[1]
-                    if "basis" not in st or st["step"] % group["update_proj_gap"] == 0:
-                        st["basis"] = basis(g, group["rank"], group["proj"], right,
-                                            seed=(group["seed"] * 1_000_003 + i) * 1_000_003 + st["step"])
-                        st.pop("exp_avg", None)  # the moment restarts in the new subspace
-                    r = down(g, st["basis"], right)
-                if "exp_avg" not in st:
-                    st["exp_avg"] = torch.zeros_like(r if sm else g)
-                if "exp_avg_sq" not in st:
-                    st["exp_avg_sq"] = torch.zeros_like(subset_sq(g, how) if sn else g)
-                st["step"] += 1
-                t = st["step"]
-                m, v = st["exp_avg"], st["exp_avg_sq"]
-                v.mul_(b2).add_(subset_sq(g, how) if sn else g * g, alpha=1 - b2)
-                denom = v.sqrt().add_(group["eps"])
-                if sm:
-                    m.mul_(b1).add_(r, alpha=1 - b1)
-                    num = up(m, st["basis"], right) + (g - up(r, st["basis"], right))
-                else:
-                    m.mul_(b1).add_(g, alpha=1 - b1)
-                    num = m
-                step_size = group["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-                p.add_(divide(num, denom, how) if sn else num / denom, alpha=-step_size)
-                if group["weight_decay"] > 0:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
+            g = p.grad
+            sn = bool(group["sn"]) and p.dim() == 2
+            sm = sn and group["rank"] > 0 and min(p.shape) > group["rank"]
+            if "step" not in st:
+                st["step"] = 0
+            how = subset_shape(p.shape, group["subsets"]) if sn else None
+            if sm:
+                right = p.shape[0] >= p.shape[1]
+                if "basis" not in st or st["step"] % group["update_proj_gap"] == 0:
+                    st["basis"] = basis(g, group["rank"], group["proj"], right,
+                                        seed=(group["seed"] * 1_000_003 + i) * 1_000_003 + st["step"])
+                    st.pop("exp_avg", None)  # the moment restarts in the new subspace
+                r = down(g, st["basis"], right)
+            if "exp_avg" not in st:
+                st["exp_avg"] = torch.zeros_like(r if sm else g)
+            if "exp_avg_sq" not in st:
+                st["exp_avg_sq"] = torch.zeros_like(subset_sq(g, how) if sn else g)
+            st["step"] += 1
+            t = st["step"]
+            m, v = st["exp_avg"], st["exp_avg_sq"]
+            v.mul_(b2).add_(subset_sq(g, how) if sn else g * g, alpha=1 - b2)
+            denom = v.sqrt().add_(group["eps"])
+            if sm:
+                m.mul_(b1).add_(r, alpha=1 - b1)
+                num = up(m, st["basis"], right) + (g - up(r, st["basis"], right))
+            else:
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                num = m
+            step_size = group["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            p.add_(divide(num, denom, how) if sn else num / denom, alpha=-step_size)
+            if group["weight_decay"] > 0:
+                p.mul_(1 - group["lr"] * group["weight_decay"])
         return loss
