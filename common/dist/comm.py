@@ -43,8 +43,9 @@ class Comm:
         if not per_worker:
             raise ValueError("no local workers")
         flat = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in per_worker]
-        self.bytes += flat[0].numel() * flat[0].element_size()
-        self.calls += 1
+        if self.n > 1:  # a single worker averages with nobody: nothing is sent
+            self.bytes += flat[0].numel() * flat[0].element_size()
+            self.calls += 1
         out = self._reduce(flat)
         parts, i = [], 0
         for t in per_worker[0]:

@@ -23,7 +23,9 @@ def main(argv=None) -> int:
         if w.main:
             Path(out_file).write_text(json.dumps(res))
         code = 1 if res.get("status") == "failed" else 0
-    except Interrupted:
+    except Interrupted as e:
+        if w.main:  # the launcher tells an interrupted run (checkpoint written) from a failed one
+            Path(out_file).write_text(json.dumps({"status": "interrupted", "error": str(e)}))
         code = INTERRUPTED_EXIT
     finally:
         if code == 0:

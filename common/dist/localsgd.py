@@ -45,7 +45,7 @@ class DataParallel:
             loss.backward()
             grads.append(_grads(self.model))
             losses.append(float(loss.detach()))
-        avg = self.comm.mean(grads) if self.comm.n > 1 else grads[0]  # one worker sends nothing
+        avg = self.comm.mean(grads)
         for p, g in zip(self.model.parameters(), avg):
             p.grad = g.clone()
         self.opt.step()

@@ -71,6 +71,26 @@ def test_killed_torchrun_run_resumes_to_the_same_result(cli, tmp_path, monkeypat
     assert _runs(out, ["diloco@lr0.01"]) == _runs(ref, ["diloco@lr0.01"])
 
 
+def test_sigterm_stops_every_rank_at_one_step_and_resumes(cli, tmp_path, monkeypatch):
+    """Each rank signals itself halfway (REPRO_FAULT=sigterm-halfway): the ranks agree, checkpoint the
+    same step, the sweep stops as interrupted (exit 130) and --resume finishes to the plain result."""
+    ref = tmp_path / "ref"
+    code, o, e = cli("run", P, T, "--scale", "smoke", "--rows", "sync@lr0.01", "--out", ref)
+    assert code == 0, o + e
+    out = tmp_path / "tr"
+    args = ("run", P, T, "--scale", "smoke", "--rows", "sync@lr0.01", "--out", out, "--launcher", "torchrun",
+            "--nproc", "2")
+    monkeypatch.setenv("REPRO_FAULT", "sigterm-halfway")
+    code, o, e = cli(*args)
+    assert code == 130 and "interrupted" in e, o + e
+    res = json.loads((out / P / T / "smoke" / "sync@lr0.01" / "seed0" / "result.json").read_text())
+    assert res["status"] == "interrupted" and res["step"] == 3
+    monkeypatch.delenv("REPRO_FAULT")
+    code, o, e = cli(*args, "--resume")
+    assert code == 0, o + e
+    assert _runs(out, ["sync@lr0.01"]) == _runs(ref, ["sync@lr0.01"])
+
+
 @pytest.mark.parametrize("args, msg", [
     (("diloco_2023", "lm", "--nproc", "2"), "--nproc only applies with --launcher torchrun"),
     (("adabelief_2020", "toy2d", "--launcher", "torchrun"), "does not run over several processes"),
