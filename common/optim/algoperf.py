@@ -40,7 +40,7 @@ class Workload:
     """seed -> (model, loss_at_step(step) -> scalar loss, evaluate() -> metric value)."""
 
 
-def _classify_workload(dataset: str, model_name: str, batch_size: int):
+def classify_workload(dataset: str, model_name: str, batch_size: int):
     def build(seed: int):
         from optrepro import data, models
         from optrepro.train import accuracy, epoch_batches
@@ -80,8 +80,8 @@ def _charlm_build(seed: int, context: int = 32, batch_size: int = 16, d_model: i
 
 
 WORKLOADS = {
-    "digits_mlp": Workload("digits_mlp", "val_error", 0.05, 600, 20, _classify_workload("digits", "mlp", 64)),
-    "mnist1d_cnn": Workload("mnist1d_cnn", "val_error", 0.20, 1000, 50, _classify_workload("mnist1d", "cnn", 64)),
+    "digits_mlp": Workload("digits_mlp", "val_error", 0.05, 600, 20, classify_workload("digits", "mlp", 64)),
+    "mnist1d_cnn": Workload("mnist1d_cnn", "val_error", 0.20, 1000, 50, classify_workload("mnist1d", "cnn", 64)),
     "charlm": Workload("charlm", "val_loss", 2.45, 400, 25, _charlm_build),
 }
 
