@@ -7,6 +7,8 @@ from scipy.linalg import expm
 
 from optrepro.scaling.random_features import Solved, Theory, finite_data_curves, loglog_slope, problem, simulate_gd
 
+pytestmark = pytest.mark.reference
+
 
 def _setup(N=12, M=60, a=2.0, b=1.5, seed=0):
     lam, ws = problem(M, a, b)

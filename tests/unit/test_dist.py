@@ -11,6 +11,8 @@ from optrepro.dist.localsgd import DataParallel, DiLoCo
 from optrepro.dist.world import CheckpointSync, World, local_workers, worker_generator
 from optrepro.errors import ConfigError
 
+pytestmark = pytest.mark.unit
+
 
 def test_workers_are_split_in_contiguous_blocks():
     assert local_workers(4, World(0, 2)) == [0, 1] and local_workers(4, World(1, 2)) == [2, 3]
