@@ -354,9 +354,9 @@ its own, and a signal that reaches any rank stops all of them at the same step."
         timed = every_s and time.monotonic() - last >= every_s
         finished = done is not None and done()
         last_step = save_last and (s == total or finished)
-        signalled = _signal is not None if sync is None else sync.any(_signal is not None)
-        if sync is not None:
-            timed = sync.any(bool(timed))
+        signalled = _signal is not None
+        if sync is not None:  # every rank decides alike, in one all-reduce per step
+            signalled, timed = sync.any(signalled, bool(timed))
         if signalled or kill or (every and s % every == 0) or timed or last_step:
             save(s)
             last = time.monotonic()

@@ -18,10 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from optrepro.errors import Interrupted, UsageError
+from optrepro.errors import ConfigError, Interrupted, UsageError
 
 INTERRUPTED_EXIT = 3
-"""The entry's exit code when its run was interrupted (checkpoint written)."""
+"""The entry's exit code when its run was interrupted (checkpoint written): non-zero, so torchrun stops
+the other ranks; the launcher reads the interruption from rank 0's result file."""
 
 
 def supports_processes(paper, spec) -> bool:
@@ -39,11 +40,12 @@ def check_jobs(paper, spec, jobs, nproc: int) -> None:
     if not supports_processes(paper, spec):
         raise UsageError(f"{paper.pid}: its experiment does not run over several processes "
                          f"(only experiments that declare `distributed = True`, e.g. diloco_2023); use --launcher local")
+    from optrepro.dist.world import World, local_workers
     for j in jobs:
-        m = int(getattr(j.cfg, "workers", 1))
-        if m % nproc:
-            raise UsageError(f"row {j.row}: workers={m} cannot be split over --nproc {nproc} "
-                             f"(workers must be a multiple of it)")
+        try:
+            local_workers(int(getattr(j.cfg, "workers", 1)), World(0, nproc))
+        except ConfigError as e:
+            raise UsageError(f"row {j.row}: {e}") from None
 
 
 def run_torchrun(jobs, nproc: int, on_result=None) -> list[dict]:
@@ -57,11 +59,10 @@ def run_torchrun(jobs, nproc: int, on_result=None) -> list[dict]:
                    "-m", "optrepro.dist.entry", str(job_file), str(out_file)]
             env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
             p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            if p.returncode == INTERRUPTED_EXIT or (p.returncode and out_file.exists()
-                                                    and json.loads(out_file.read_text()).get("status") == "interrupted"):
-                raise Interrupted(f"{j.name} under torchrun")
-            if out_file.exists():
+            if out_file.exists():  # rank 0's result (or, interrupted, its status)
                 r = json.loads(out_file.read_text())
+                if r.get("status") == "interrupted":
+                    raise Interrupted(f"{j.name} under torchrun")
             else:
                 tail = "\n".join(p.stdout.strip().splitlines()[-15:])
                 r = {"pid": j.pid, "row": j.row, "seed": j.seed, "status": "failed",

@@ -82,13 +82,14 @@ def barrier() -> None:
         dist.barrier()
 
 
-def agree_any(flag: bool) -> bool:
-    """True on every rank if it is true on any (a signal that reached one rank first)."""
-    if not world().distributed:
-        return bool(flag)
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+def agree_any(*flags: bool):
+    """Each flag true on every rank if it is true on any (a signal that reached one rank first), in
+    one all-reduce; one flag gives a bool, several a tuple."""
+    if world().distributed:
+        t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        flags = tuple(bool(x) for x in t.tolist())
+    return bool(flags[0]) if len(flags) == 1 else tuple(bool(f) for f in flags)
 
 
 def agree_int(x: int) -> tuple[int, int]:
@@ -134,8 +135,8 @@ class CheckpointSync:
                              f"processes, this run has {self.w.size}")
         return ranks[self.w.rank]
 
-    def any(self, flag: bool) -> bool:
-        return agree_any(flag)
+    def any(self, *flags: bool):
+        return agree_any(*flags)
 
     def agree_start(self, step: int) -> int:
         lo, hi = agree_int(step)

@@ -163,10 +163,20 @@ def tune(wl: Workload, opt_name: str, n_trials: int, seed: int, max_steps: int |
     value, then the earlier trial), not the fastest in wall time: on a CPU two trials' times are
     within timing noise often enough that choosing by time made a rerun pick the other trial and
     report other steps. The winner's measured time is still what the time score uses."""
+    points = trial_points(search_space(opt_name), n_trials, seed)
+    return best_trial(wl, opt_name, points, [seed * 100 + i for i in range(len(points))], max_steps)
+
+
+def best_trial(wl: Workload, opt_name: str, points: list[dict], seeds: list[int], max_steps: int | None = None,
+               on_trial=None) -> dict:
+    """Run a trial per (hyper-parameters, seed) and keep the one with the fewest steps to the target
+    (ties: the lower best validation value, then the earlier trial); `on_trial(result)` sees each."""
     best = {"steps": math.inf, "time_s": math.inf, "best": math.inf, "hparams": {}}
-    for i, hp in enumerate(trial_points(search_space(opt_name), n_trials, seed)):
-        r = run_trial(wl, opt_name, hp, seed * 100 + i, max_steps)
+    for hp, s in zip(points, seeds, strict=True):
+        r = run_trial(wl, opt_name, hp, s, max_steps)
         r["hparams"] = hp
+        if on_trial is not None:
+            on_trial(r)
         if (r["steps"], r["best"]) < (best["steps"], best["best"]):
             best = r
     return best

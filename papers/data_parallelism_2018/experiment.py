@@ -5,8 +5,8 @@ the metaparameters tuned per batch size under one budget).
 The workload is the mini AlgoPerf digits MLP (common.optim.algoperf.classify_workload): a trial
 trains with SGD (plain, heavy-ball or Nesterov momentum) at batch size `batch_size` until the
 validation error reaches `target` (evaluated every `eval_every` steps) or `max_steps` run out. The
-row reports the fewest steps over its learning-rate grid (ties: the lower best error), the winning
-rate and how many rates reached the target. A row none of whose rates reaches the target reports
+row reports the fewest steps over its learning-rate grid (common.optim.algoperf.best_trial: ties go
+to the lower best error), the winning rate and how many rates reached the target. A row none of whose rates reaches the target reports
 steps = max_steps + eval_every (censored) and reached = 0."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from optrepro.config import BaseConfig
 from optrepro.errors import ConfigError
-from optrepro.optim.algoperf import Workload, classify_workload, run_trial
+from optrepro.optim.algoperf import Workload, best_trial, classify_workload
 
 MOMENTA = ("none", "heavy_ball", "nesterov")
 
@@ -50,14 +50,15 @@ def run(cfg: Config, ctx) -> dict:
     wl = Workload(f"{cfg.dataset}_{cfg.model}_b{cfg.batch_size}", "val_error", cfg.target, cfg.max_steps,
                   cfg.eval_every, classify_workload(cfg.dataset, cfg.model, cfg.batch_size))
     hp = {} if cfg.momentum == "none" else {"momentum": cfg.beta, "nesterov": cfg.momentum == "nesterov"}
-    best, reached = None, 0
-    for k, lr in enumerate(cfg.lrs):
-        r = run_trial(wl, "sgd", {"lr": float(lr), **hp}, cfg.seed)
-        ctx.log(k, lr=float(lr), steps=r["steps"] if math.isfinite(r["steps"]) else -1.0, best_error=r["best"])
-        reached += math.isfinite(r["steps"])
-        if best is None or (r["steps"], r["best"]) < (best[1]["steps"], best[1]["best"]):
-            best = (lr, r)
-    lr, r = best
+    trials = []
+
+    def log(r):
+        trials.append(r)
+        ctx.log(len(trials) - 1, lr=r["hparams"]["lr"], steps=r["steps"] if math.isfinite(r["steps"]) else -1.0,
+                best_error=r["best"])
+
+    r = best_trial(wl, "sgd", [{"lr": float(lr), **hp} for lr in cfg.lrs], [cfg.seed] * len(cfg.lrs), on_trial=log)
     steps = r["steps"] if math.isfinite(r["steps"]) else float(cfg.max_steps + cfg.eval_every)
-    return {"steps_to_target": steps, "best_lr": float(lr), "lrs_reaching": float(reached),
+    return {"steps_to_target": steps, "best_lr": r["hparams"]["lr"],
+            "lrs_reaching": float(sum(math.isfinite(t["steps"]) for t in trials)),
             "examples_to_target": steps * cfg.batch_size}

@@ -22,6 +22,7 @@ as pytorch-optimizer's AdamWSN (tests/reference/test_subset_norm.py checks equal
 with groups sn=True, and SM against its literal equations)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,6 +40,7 @@ def largest_divisor_at_most(n: int, k: int) -> int:
     return 1
 
 
+@functools.lru_cache(maxsize=None)
 def subset_shape(shape: torch.Size, subsets) -> tuple:
     """How the gradient is viewed so that each row of the view is one subset: ('rows', dim) for the
     paper's partition (sum over `dim`), ('flat', (count, size)) for contiguous chunks."""
