@@ -5,4 +5,5 @@ from optrepro.scaling.fit import (ChinchillaFit, FitError, bootstrap, chinchilla
                                 fit_chinchilla, fit_power_law, huber, isoflop_minima)
 from optrepro.scaling.io import load_runs  # noqa: F401
 from optrepro.scaling.laws import chinchilla, chinchilla_frontier, flops_per_token, kaplan_nd, power_law  # noqa: F401
-from optrepro.scaling.sweep import interpolate_loss, isoflop_from_curves, isoflop_points, load_sweep  # noqa: F401
+from optrepro.scaling.sweep import (interpolate_loss, isoflop_from_curves, isoflop_points, load_sweep,  # noqa: F401
+                                    tuned_results)

@@ -90,3 +90,30 @@ def isoflop_points(n_params, curves, budgets):
 def isoflop_from_curves(n_params, curves, budgets, window: int = 2, min_points: int = 3):
     """Approach 2 on curves: isoflop_points, then the parabola vertex per budget (isoflop_minima)."""
     return isoflop_minima(*isoflop_points(n_params, curves, budgets), window=window, min_points=min_points)
+
+
+def tuned_results(out_root, pid: str, table: str, scale: str) -> dict:
+    """{row: {metric: {seed: value}}} of a finished table, each tuned row at the grid point that
+    `repro compare` chooses for it (common.report.compare.apply_tuning, the same protocol), so a
+    fit to the table uses exactly the numbers its report shows. Raises DataMissing naming the
+    command when a row has no finished run or a run has not finished."""
+    from optrepro.config import run_rows
+    from optrepro.registry import get_paper
+    from optrepro.report.compare import aggregate, apply_tuning, collect, unfinished
+    paper = get_paper(pid)
+    spec = paper.load_table(table)
+    rows = run_rows(spec, scale)
+    out = f" --out {out_root}" if str(out_root) != "runs" else ""
+    cmd = f"repro run {pid} {table} --scale {scale} --jobs 2{out} --resume"
+    results = collect(Path(out_root), pid, table, scale, rows)
+    empty = [r for r, rs in results.items() if not rs]
+    pending = unfinished(Path(out_root), pid, table, scale, rows)
+    if empty or pending:
+        what = empty[:3] if empty else pending[:3]
+        raise DataMissing(f"{Path(out_root) / pid / table / scale}: {len(empty)} row(s) without runs, "
+                          f"{len(pending)} unfinished run(s) ({', '.join(what)} ...); run the table first: {cmd}")
+    agg = aggregate(results, list(spec.metrics))
+    apply_tuning(spec, agg, scale)
+    points = getattr(spec, "tune_parent", {})
+    base = [r for r in (spec.scales[scale].rows or spec.rows) if r in agg and r not in points]
+    return {r: agg[r]["per_seed"] for r in base}

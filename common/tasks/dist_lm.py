@@ -7,7 +7,8 @@ step): from the whole training text (`data: iid`) or from its own contiguous par
 shards`, non-i.i.d.). `train.steps` is the number of steps each worker takes, so every row with the
 same workers and steps processes the same tokens. Reported: the validation loss of the (global)
 model, the algorithm's communication per worker counted at the collectives (`comm_mib`, payload
-into all-reduces; `comm_rounds`), and the tokens processed."""
+into all-reduces; `comm_rounds`), the tokens processed and the model's non-embedding parameters
+(`n_params`, what scaling fits use)."""
 from __future__ import annotations
 
 import dataclasses
@@ -96,7 +97,8 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
 
     def evaluate() -> dict:
         out = {"comm_mib": comm.bytes / 2**20, "comm_rounds": float(comm.calls),
-               "tokens": float(steps * cfg.train.batch_size * cfg.context * cfg.workers)}
+               "tokens": float(steps * cfg.train.batch_size * cfg.context * cfg.workers),
+               "n_params": float(model.n_params())}
         if w.main:  # only rank 0 writes; the others skip the evaluation
             out["val_loss"] = charlm.val_loss(alg.eval_model, corpus, cfg.train.batch_size, cfg.context,
                                               cfg.eval_batches, spread)
