@@ -36,16 +36,21 @@ class TinyLM(nn.Module):
         return self.gpt(input_ids=ids).logits
 
     def n_params(self, embedding: bool = False, head: bool = False) -> int:
-        """Parameters the scaling literature counts: non-embedding (Kaplan: no token or position
-        embedding, and with tied weights no last layer either), plus the last layer's d x V when
-        `head` (Porian et al.'s 'standard' count), plus the embeddings when `embedding`."""
-        emb = {id(p) for n, p in self.named_parameters() if "wte" in n or "wpe" in n or "embed_tokens" in n}
-        n = sum(p.numel() for p in self.parameters() if id(p) not in emb)
-        if head:
-            n += self.d_model * self.vocab_size
-        if embedding:
-            n += sum(p.numel() for p in self.parameters() if id(p) in emb)
-        return int(n)
+        return count_params(self, embedding, head)
+
+
+def count_params(model: nn.Module, embedding: bool = False, head: bool = False) -> int:
+    """Parameters the scaling literature counts: non-embedding (Kaplan: no token or position
+    embedding, and with tied weights no last layer either), plus the last layer's d x V when
+    `head` (Porian et al.'s 'standard' count), plus the embeddings when `embedding`. Embeddings are
+    the parameters named wte, wpe or embed_tokens; the model has `d_model` and `vocab_size`."""
+    emb = {id(p) for n, p in model.named_parameters() if "wte" in n or "wpe" in n or "embed_tokens" in n}
+    n = sum(p.numel() for p in model.parameters() if id(p) not in emb)
+    if head:
+        n += model.d_model * model.vocab_size
+    if embedding:
+        n += sum(p.numel() for p in model.parameters() if id(p) in emb)
+    return int(n)
 
 
 TinyGPT = TinyLM

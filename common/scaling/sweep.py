@@ -92,17 +92,22 @@ def isoflop_from_curves(n_params, curves, budgets, window: int = 2, min_points: 
     return isoflop_minima(*isoflop_points(n_params, curves, budgets), window=window, min_points=min_points)
 
 
-def tuned_results(out_root, pid: str, table: str, scale: str) -> dict:
-    """{row: {metric: {seed: value}}} of a finished table, each tuned row at the grid point that
-    `repro compare` chooses for it (common.report.compare.apply_tuning, the same protocol), so a
-    fit to the table uses exactly the numbers its report shows. Raises DataMissing naming the
-    command when a row has no finished run or a run has not finished."""
+def tuned_results(out_root, pid: str, table: str, scale: str, rows=None) -> dict:
+    """{row: {metric: {seed: value}}} of a finished table's `rows` (default: all at `scale`), each
+    tuned row at the grid point that `repro compare` chooses for it (common.report.compare.apply_tuning,
+    the same protocol), so a fit to the table uses exactly the numbers its report shows. Raises
+    DataMissing naming the command when one of them has no finished run or a run has not finished."""
     from optrepro.config import run_rows
     from optrepro.registry import get_paper
     from optrepro.report.compare import aggregate, apply_tuning, collect, unfinished
     paper = get_paper(pid)
     spec = paper.load_table(table)
-    rows = run_rows(spec, scale)
+    wanted = list(rows or spec.scales[scale].rows or spec.rows)
+    unknown = [r for r in wanted if r not in spec.rows]
+    if unknown:
+        from optrepro.errors import ConfigError
+        raise ConfigError(f"{pid}/{table} has no row(s) {', '.join(unknown)}")
+    rows = run_rows(spec, scale, wanted)
     out = f" --out {out_root}" if str(out_root) != "runs" else ""
     cmd = f"repro run {pid} {table} --scale {scale} --jobs 2{out} --resume"
     results = collect(Path(out_root), pid, table, scale, rows)
@@ -115,5 +120,5 @@ def tuned_results(out_root, pid: str, table: str, scale: str) -> dict:
     agg = aggregate(results, list(spec.metrics))
     apply_tuning(spec, agg, scale)
     points = getattr(spec, "tune_parent", {})
-    base = [r for r in (spec.scales[scale].rows or spec.rows) if r in agg and r not in points]
+    base = [r for r in wanted if r in agg and r not in points]
     return {r: agg[r]["per_seed"] for r in base}

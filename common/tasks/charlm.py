@@ -131,14 +131,19 @@ def val_loss(model: nn.Module, corpus: CharCorpus, batch_size: int, context: int
     return tot / n
 
 
-def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None) -> dict:
+def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None, make_model=None, loss=None) -> dict:
     """One row, one seed. `make_optimizer(params, tokens_per_step)` builds an optimizer outside the
     registry (second-order ones) in place of `optim.name`; the schedule still comes from `optim`.
+    `make_model(vocab_size)` builds the model in place of tiny_gpt (architecture ablations; a caller
+    that keeps the model, e.g. a teacher to distill from). `loss(logits, x, y)` replaces the
+    cross-entropy to the next token as the training loss (distillation); the validation loss is
+    always the cross-entropy.
     `probe(model, opt, one_step) -> {name: value}` runs after training and its values join the
     results (`one_step()` takes one more training step on a fresh batch: for measuring a step's
     memory; the reported metrics are computed before it)."""
     corpus = load_corpus(cfg)
-    model = tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.arch).to(cfg.device)
+    model = (make_model(corpus.vocab_size) if make_model is not None else
+             tiny_gpt(corpus.vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.arch)).to(cfg.device)
     n = model.n_params()
     steps = steps_of(cfg, n)
     tc = dataclasses.replace(cfg.train, steps=steps, eval_at=list(cfg.train.eval_at) + log_steps(steps, cfg.eval_log_points))
@@ -159,6 +164,8 @@ def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None) -> 
     def step_loss(step):
         seen[0] = step + 1
         x, y = batch(step)
+        if loss is not None:
+            return loss(model(x), x, y)
         return nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
     def curvature_loss(step):  # for optimizers that refresh a curvature estimate (Sophia's GNB)

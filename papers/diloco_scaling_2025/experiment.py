@@ -43,12 +43,10 @@ def preflight(cfg) -> None:
 
 def run_laws(cfg: LawsConfig, ctx) -> dict:
     ctx.no_checkpoint("a fit to finished runs: milliseconds")
-    res = tuned_results(ctx.out_root, PID, cfg.sweep_table, ctx.scale)
+    res = tuned_results(ctx.out_root, PID, cfg.sweep_table, ctx.scale, rows=list(dict.fromkeys(cfg.sizes + cfg.baseline)))
     seed = str(cfg.seed)
 
     def value(row: str, metric: str) -> float:
-        if row not in res:
-            raise ConfigError(f"'{row}' is not a row of {PID}/{cfg.sweep_table} at this scale; rows: {', '.join(res)}")
         v = res[row].get(metric, {}).get(seed)
         if v is None:
             raise DataMissing(f"{PID}/{cfg.sweep_table} row {row} has no finished seed {seed} (metric {metric}); "
