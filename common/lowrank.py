@@ -15,6 +15,9 @@ A projector maps a 2-D gradient G (m x n) to a small one and back:
 for every 2-D parameter with min(m, n) > rank; other parameters get plain Adam moments. Bias
 correction folded into the step size and decoupled weight decay after the step, as in the authors'
 galore-torch AdamW (tests check equality step by step).
+
+`FrugalAdamW`: FRUGAL's gradient splitting, AdamW on the projected part and a state-free rule
+(signSGD) on the residual, so the update stays full-rank at GaLore's state (tests/reference/test_frugal.py).
 """
 from __future__ import annotations
 
@@ -113,4 +116,94 @@ class GaLoreAdamW(torch.optim.Optimizer):
                 p.add_(u, alpha=-step_size)
                 if group["weight_decay"] > 0:
                     p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+        return loss
+
+
+class FrugalAdamW(torch.optim.Optimizer):
+    """FRUGAL (Zmushko et al., 2024): full-rank updates by gradient splitting. Each matrix's gradient
+    G is split into its projection onto a `density` fraction of its directions (the state-full part,
+    stepped by AdamW with moments kept in that subspace, as GaLore) and the residual
+    G - up(down(G)) (the state-free part, stepped by signSGD, or SGD, with no state):
+
+        W <- W (1 - lr wd) - lr up(Adam(down(G))) - lr * free_lr_scale * sign(G - up(down(G)))
+
+    The subspace (projector `proj`: svd | random | columns) is recomputed every `update_gap` steps and
+    the moments and their bias-correction step are reset then (the authors' reset_statistics). With
+    density 0 every matrix is stepped by the state-free rule alone. Vectors (biases, norms) and
+    matrices too small to project get full AdamW. As we read the authors' code: the state-free step
+    uses the same learning rate times free_lr_scale (1 by default)."""
+
+    FREE = ("sign", "sgd", "none")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 density: float = 0.25, update_gap: int = 200, proj: str = "svd", free: str = "sign",
+                 free_lr_scale: float = 1.0, seed: int = 0):
+        check_args(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, free_lr_scale=free_lr_scale)
+        if proj not in KINDS:
+            raise ValueError(f"proj '{proj}' unknown; valid: {', '.join(KINDS)}")
+        if free not in self.FREE:
+            raise ValueError(f"free '{free}' unknown; valid: {', '.join(self.FREE)}")
+        if not 0.0 <= density < 1.0:
+            raise ValueError(f"density must be in [0, 1), got {density!r}")
+        if not (isinstance(update_gap, int) and update_gap >= 1):
+            raise ValueError(f"update_gap must be an integer >= 1, got {update_gap!r}")
+        super().__init__(check_params(params), dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                                    density=density, update_gap=update_gap, proj=proj, free=free,
+                                                    free_lr_scale=free_lr_scale, seed=seed))
+
+    @staticmethod
+    def split_rank(p: torch.Tensor, density: float) -> int | None:
+        """The state-full rank of a matrix (0: all state-free); None for tensors stepped by plain AdamW."""
+        if p.dim() != 2:
+            return None
+        rank = int(density * min(p.shape))
+        return rank if rank < min(p.shape) else None
+
+    @staticmethod
+    def _adam(st: dict, g: torch.Tensor, group: dict) -> torch.Tensor:
+        b1, b2 = group["betas"]
+        if "exp_avg" not in st:
+            st["exp_avg"], st["exp_avg_sq"], st["adam_step"] = torch.zeros_like(g), torch.zeros_like(g), 0
+        st["adam_step"] += 1
+        m, v = st["exp_avg"], st["exp_avg_sq"]
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        t = st["adam_step"]
+        return (m / (1 - b1 ** t)) / (v / (1 - b2 ** t)).sqrt().add_(group["eps"])
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr = group["lr"]
+            for i, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                g = p.grad
+                st["step"] = st.get("step", 0)
+                if group["weight_decay"] > 0:
+                    p.mul_(1 - lr * group["weight_decay"])
+                rank = self.split_rank(p, group["density"])
+                if rank is None:
+                    p.add_(self._adam(st, g, group), alpha=-lr)
+                elif rank == 0:
+                    free = g
+                else:
+                    if "right" not in st:
+                        st["right"] = p.shape[0] >= p.shape[1]
+                    if st["step"] % group["update_gap"] == 0:
+                        st["basis"] = basis(g, rank, group["proj"], st["right"],
+                                            seed=(group["seed"] * 1_000_003 + i) * 1_000_003 + st["step"])
+                        for k in ("exp_avg", "exp_avg_sq", "adam_step"):
+                            st.pop(k, None)
+                    low = down(g, st["basis"], st["right"])
+                    p.add_(up(self._adam(st, low, group), st["basis"], st["right"]), alpha=-lr)
+                    free = g - up(low, st["basis"], st["right"])
+                if rank is not None and group["free"] != "none":
+                    p.add_(free.sign() if group["free"] == "sign" else free, alpha=-lr * group["free_lr_scale"])
+                st["step"] += 1
         return loss
