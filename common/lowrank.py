@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from optrepro.optim.base import check_args, check_params
+from optrepro.optim.base import check_args, check_params, eval_closure
 
 KINDS = ("svd", "random", "columns")
 
@@ -173,10 +173,7 @@ class FrugalAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = eval_closure(closure)
         for group in self.param_groups:
             lr = group["lr"]
             for i, p in enumerate(group["params"]):
