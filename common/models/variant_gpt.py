@@ -20,6 +20,17 @@ POSITIONS = ("learned", "rotary", "alibi", "none")
 MLPS = ("gelu", "swiglu")
 
 
+def check_variant(d_model: int, n_head: int, pos: str, mlp: str) -> None:
+    """ConfigError (exit 2) for settings VariantGPT cannot build; configs call it before any run."""
+    from optrepro.errors import ConfigError
+    if pos not in POSITIONS:
+        raise ConfigError(f"pos '{pos}' unknown; valid: {', '.join(POSITIONS)}")
+    if mlp not in MLPS:
+        raise ConfigError(f"mlp '{mlp}' unknown; valid: {', '.join(MLPS)}")
+    if d_model % n_head or (pos == "rotary" and (d_model // n_head) % 2):
+        raise ConfigError(f"d_model {d_model} must split into {n_head} heads (of even size for rotary)")
+
+
 def alibi_slopes(n_head: int) -> torch.Tensor:
     """Press et al.'s head slopes: the geometric sequence 2^(-8/n), 2^(-16/n), ... for n a power of
     two; otherwise those of the next lower power of two, then every other slope of the next higher."""
@@ -109,13 +120,7 @@ class VariantGPT(nn.Module):
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, n_layer: int = 2, n_head: int = 4,
                  pos: str = "learned", emb_norm: bool = False, mlp: str = "gelu"):
         super().__init__()
-        from optrepro.errors import ConfigError
-        if pos not in POSITIONS:
-            raise ConfigError(f"pos '{pos}' unknown; valid: {', '.join(POSITIONS)}")
-        if mlp not in MLPS:
-            raise ConfigError(f"mlp '{mlp}' unknown; valid: {', '.join(MLPS)}")
-        if d_model % n_head or (pos == "rotary" and (d_model // n_head) % 2):
-            raise ConfigError(f"d_model {d_model} must split into {n_head} heads (of even size for rotary)")
+        check_variant(d_model, n_head, pos, mlp)
         self.d_model, self.vocab_size, self.context = d_model, vocab_size, context
         self.wte = nn.Embedding(vocab_size, d_model)
         self.wpe = nn.Embedding(context, d_model) if pos == "learned" else None

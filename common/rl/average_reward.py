@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from optrepro.envs.tabular import TabularMDPEnv
+
 
 def chain(P: np.ndarray, R: np.ndarray, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.einsum("sa,sat->st", pi, P), (pi * R).sum(axis=1)
@@ -51,9 +53,8 @@ def average_reward(P, R, pi) -> float:
     return evaluate(P, R, pi)[0]
 
 
-def softmax_policy(theta: np.ndarray) -> np.ndarray:
-    z = np.exp(theta - theta.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+softmax_policy = TabularMDPEnv.softmax
+"""pi[s, a] ~ exp(theta[s, a]), row by row (the tabular environment's own)."""
 
 
 def exact_gradient(P, R, theta) -> np.ndarray:

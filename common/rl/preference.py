@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from optrepro.errors import ConfigError
+from optrepro.rl.average_reward import softmax_policy
 
 KINDS = ("transitive", "cyclic", "rps", "random")
 
@@ -120,5 +121,5 @@ def fit_bradley_terry(winners, losers, k: int, l2: float = 1e-3) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - np.max(x))
-    return z / z.sum()
+    """exp(x) / sum exp(x) for one vector (common.rl.average_reward.softmax_policy on one row)."""
+    return softmax_policy(np.asarray(x)[None, :])[0]

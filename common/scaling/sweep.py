@@ -28,6 +28,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _run_command(out_root, pid: str, table: str, scale: str) -> str:
+    out = f" --out {out_root}" if str(out_root) != "runs" else ""
+    return f"repro run {pid} {table} --scale {scale} --jobs 2{out}"
+
+
 def load_sweep(out_root, pid: str, table: str, scale: str, curves: bool = False, min_points: int = 1):
     """One row per finished (row, seed): the run's resolved config (flattened: `optim.lr`, ...),
     its final metrics (`<name>_measured` where a metric shares a config key's name, e.g. the
@@ -53,10 +58,9 @@ def load_sweep(out_root, pid: str, table: str, scale: str, curves: bool = False,
             rec["curve"] = sorted(set(pts))
         records.append(rec)
     if len(records) < min_points:
-        out = f" --out {out_root}" if str(out_root) != "runs" else ""
         raise DataMissing(f"{base}: {len(records)} finished sweep points ({not_ok} not ok); this analysis needs "
-                          f"at least {min_points}. Run the sweep first: repro run {pid} {table} --scale {scale} "
-                          f"--jobs 2{out} (add --resume to keep the points already finished)")
+                          f"at least {min_points}. Run the sweep first: {_run_command(out_root, pid, table, scale)} "
+                          f"(add --resume to keep the points already finished)")
     df = pd.DataFrame(records)
     df.attrs["not_ok"] = not_ok
     return df
@@ -108,8 +112,7 @@ def tuned_results(out_root, pid: str, table: str, scale: str, rows=None) -> dict
         from optrepro.errors import ConfigError
         raise ConfigError(f"{pid}/{table} has no row(s) {', '.join(unknown)}")
     rows = run_rows(spec, scale, wanted)
-    out = f" --out {out_root}" if str(out_root) != "runs" else ""
-    cmd = f"repro run {pid} {table} --scale {scale} --jobs 2{out} --resume"
+    cmd = _run_command(out_root, pid, table, scale) + " --resume"
     results = collect(Path(out_root), pid, table, scale, rows)
     empty = [r for r, rs in results.items() if not rs]
     pending = unfinished(Path(out_root), pid, table, scale, rows)

@@ -47,8 +47,8 @@ def names(cfg: Config):
 
 def preflight(cfg) -> None:
     if not isinstance(cfg, Config):
-        from optrepro.papers.distillation_scaling_2025.method import preflight_law
-        preflight_law(cfg)
+        if cfg.n_boot < 0:
+            raise ConfigError(f"n_boot must be >= 0, got {cfg.n_boot}")
         return
     charlm.preflight(cfg)
     if not cfg.student_widths or not cfg.budgets:
@@ -132,6 +132,7 @@ def law_points(df):
 
 def run_law(cfg: LawConfig, ctx) -> dict:
     import numpy as np
+    import pandas as pd
 
     from optrepro.papers.distillation_scaling_2025.method import fit_distillation_law
     from optrepro.scaling import bootstrap, load_sweep
@@ -144,7 +145,7 @@ def run_law(cfg: LawConfig, ctx) -> dict:
 
     def fit_on(seed_idx):
         chosen = [seeds[i] for i in seed_idx]
-        sub = pd_concat([pts[pts.seed == s] for s in chosen])
+        sub = pd.concat([pts[pts.seed == s] for s in chosen], ignore_index=True)
         mean = sub.groupby(["row", "setting"], as_index=False)[["L_T", "L_sup", "L_S", "N", "D"]].mean()
         train = mean[mean.row != cfg.holdout]
         fit = fit_distillation_law(train.L_T, train.L_sup, train.N, train.D, train.L_S)
@@ -152,10 +153,6 @@ def run_law(cfg: LawConfig, ctx) -> dict:
         err = np.abs(fit.predict(test.L_T, test.L_sup, test.N, test.D) - test.L_S) / test.L_S
         return {"fit_rmse_pct": fit.rmse_pct, "err_mean_pct": float(100 * err.mean()),
                 "err_max_pct": float(100 * err.max()), **{k: fit.params[k] for k in ("c0", "c1", "d1", "f1")}}
-
-    def pd_concat(frames):
-        import pandas as pd
-        return pd.concat(frames, ignore_index=True)
 
     out = fit_on(range(len(seeds)))
     if cfg.n_boot:

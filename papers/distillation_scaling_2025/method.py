@@ -80,8 +80,3 @@ def fit_distillation_law(L_T, L_sup, N, D, L_S, starts=None) -> LawFit:
     pred = distillation_law(L_T, L_sup, N, D, p)
     rel = (pred - L_S) / L_S
     return LawFit(p, float(100 * np.sqrt(np.mean(rel ** 2))), bool(best.success and np.all(np.isfinite(pred))))
-
-
-def preflight_law(cfg) -> None:
-    if cfg.n_boot < 0:
-        raise ConfigError(f"n_boot must be >= 0, got {cfg.n_boot}")

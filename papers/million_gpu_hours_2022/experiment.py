@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from optrepro.errors import ConfigError
-from optrepro.models.variant_gpt import MLPS, POSITIONS, VariantGPT
+from optrepro.models.variant_gpt import VariantGPT, check_variant
 from optrepro.tasks import charlm
 
 
@@ -24,16 +23,10 @@ class Config(charlm.CharLMConfig):
 
 def preflight(cfg: Config) -> None:
     charlm.preflight(cfg)
-    if cfg.pos not in POSITIONS:
-        raise ConfigError(f"pos '{cfg.pos}' unknown; valid: {', '.join(POSITIONS)}")
-    if cfg.mlp not in MLPS:
-        raise ConfigError(f"mlp '{cfg.mlp}' unknown; valid: {', '.join(MLPS)}")
-    if cfg.pos == "rotary" and (cfg.d_model // cfg.n_head) % 2:
-        raise ConfigError(f"rotary needs an even head size; d_model {cfg.d_model} / n_head {cfg.n_head} is odd")
+    check_variant(cfg.d_model, cfg.n_head, cfg.pos, cfg.mlp)
 
 
 def run(cfg: Config, ctx) -> dict:
     def make_model(vocab_size: int):
         return VariantGPT(vocab_size, cfg.context, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.pos, cfg.emb_norm, cfg.mlp)
-    out = charlm.run(cfg, ctx, make_model=make_model)
-    return out
+    return charlm.run(cfg, ctx, make_model=make_model)
