@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from optrepro.optim.base import check_args, check_params, eval_closure
+from optrepro.optim.base import adam_direction, check_args, check_params, eval_closure
 
 KINDS = ("svd", "random", "columns")
 
@@ -161,15 +161,7 @@ class FrugalAdamW(torch.optim.Optimizer):
 
     @staticmethod
     def _adam(st: dict, g: torch.Tensor, group: dict) -> torch.Tensor:
-        b1, b2 = group["betas"]
-        if "exp_avg" not in st:
-            st["exp_avg"], st["exp_avg_sq"], st["adam_step"] = torch.zeros_like(g), torch.zeros_like(g), 0
-        st["adam_step"] += 1
-        m, v = st["exp_avg"], st["exp_avg_sq"]
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        t = st["adam_step"]
-        return (m / (1 - b1 ** t)) / (v / (1 - b2 ** t)).sqrt().add_(group["eps"])
+        return adam_direction(st, g, group["betas"], group["eps"])
 
     @torch.no_grad()
     def step(self, closure=None):

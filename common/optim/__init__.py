@@ -151,6 +151,14 @@ def build_optimizer(params, oc: OptimConfig) -> torch.optim.Optimizer:
         raise ConfigError(f"optimizer {oc.name}: {e}") from None
 
 
+def optimizer_params(model: torch.nn.Module, oc: OptimConfig):
+    """What to hand `build_optimizer` for `model`: the parameter groups of the optimizer class's
+    `model_groups(model)` when it defines one (optimizers that treat layers by role, e.g. the output
+    layer: common.optim.layers), else model.parameters()."""
+    groups = getattr(resolve(oc.name), "model_groups", None)
+    return groups(model) if callable(groups) else model.parameters()
+
+
 def lr_factor(oc: OptimConfig, step: int, total: int) -> float:
     """Multiplier of the base LR at `step` (0-based) of `total`."""
     if oc.warmup_steps and step < oc.warmup_steps:

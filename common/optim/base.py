@@ -95,6 +95,22 @@ def init_state(st: dict, p: torch.Tensor, *zeros: str, step: bool = True, **copi
     return st
 
 
+def adam_direction(st: dict, g: torch.Tensor, betas, eps: float) -> torch.Tensor:
+    """Adam's bias-corrected direction m_hat / (sqrt(v_hat) + eps) for gradient g, its moments kept in
+    st (`exp_avg`, `exp_avg_sq` and their own counter `adam_step`, created at the first call, so a
+    caller can reset them by deleting the keys): the AdamW part of optimizers that step only some
+    tensors with Adam (vectors beside matrices stepped another way; a projected subspace)."""
+    b1, b2 = betas
+    if "exp_avg" not in st:
+        st["exp_avg"], st["exp_avg_sq"], st["adam_step"] = torch.zeros_like(g), torch.zeros_like(g), 0
+    st["adam_step"] += 1
+    m, v = st["exp_avg"], st["exp_avg_sq"]
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    t = st["adam_step"]
+    return (m / (1 - b1 ** t)) / (v / (1 - b2 ** t)).sqrt().add_(eps)
+
+
 class ModeAware:
     """Mixin for optimizers that keep two points and switch with train()/eval() (schedule-free, DoG
     averaging), flagged per group by `train_mode`: a group added later starts in the optimizer's

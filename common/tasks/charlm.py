@@ -23,7 +23,7 @@ from optrepro.data.text import CORPORA, TOKENIZERS, corpus_text
 from optrepro.errors import ConfigError, DataMissing
 from optrepro.models import tiny_gpt
 from optrepro.models.lm import ARCHS
-from optrepro.optim import OptimConfig, build_optimizer, check, make_scheduler
+from optrepro.optim import OptimConfig, build_optimizer, check, make_scheduler, optimizer_params
 from optrepro.run import RunContext
 from optrepro.train import TrainConfig, train_loop
 
@@ -149,7 +149,7 @@ def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None, mak
     tc = dataclasses.replace(cfg.train, steps=steps, eval_at=list(cfg.train.eval_at) + log_steps(steps, cfg.eval_log_points))
     oc = dataclasses.replace(cfg.optim, warmup_steps=warmup_steps(cfg, steps, n))
     tok_per_step = tc.batch_size * cfg.context
-    opt = make_optimizer(list(model.parameters()), tok_per_step) if make_optimizer else build_optimizer(model.parameters(), oc)
+    opt = make_optimizer(list(model.parameters()), tok_per_step) if make_optimizer else build_optimizer(optimizer_params(model, oc), oc)
     sched = make_scheduler(opt, oc, tc.steps)
     size = {"n_params": float(model.n_params()), "n_params_head": float(model.n_params(head=True)),
             "n_params_total": float(model.n_params(embedding=True))}
@@ -173,7 +173,7 @@ def run(cfg: CharLMConfig, ctx: RunContext, make_optimizer=None, probe=None, mak
 
     def evaluate():
         val = val_loss(model, corpus, tc.batch_size, cfg.context, cfg.eval_batches, spread)
-        out = {"val_loss": val, "val_bpc": val / math.log(2)}
+        out = {"val_loss": val, "val_bpc": val / math.log(2), "perplexity": math.exp(val)}
         if cfg.tokens or cfg.flops:
             d = float((seen[0] or tc.steps) * tok_per_step)
             out.update(tokens=d, flops=6 * size["n_params"] * d, flops_head=6 * size["n_params_head"] * d)
