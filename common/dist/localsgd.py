@@ -15,6 +15,10 @@ in one process (the simulated mode) or M / W of them in each of W processes.
   model. Inner optimizer states persist across rounds, as in torchft's DiLoCo (the reference:
   tests/reference/test_diloco_torchft.py runs both on the same data and compares every parameter).
   Outer SGD with lr 1 and no momentum is parameter averaging (FedAvg / local SGD).
+- `OverlappedDiLoCo` (Kale, Douillard and Donchev, 2025): the outer all-reduce runs while the next
+  inner phase computes, so the averaged outer gradient of round t is only available at the end of
+  round t + 1. `delayed` steps with that stale average; `eager` steps with a mixture in which the
+  worker's own term is already current.
 """
 from __future__ import annotations
 
@@ -129,3 +133,74 @@ class DiLoCo:
 
     def load_state_dict(self, sd: dict) -> None:
         self.t = int(sd["t"])
+
+
+class OverlappedDiLoCo(DiLoCo):
+    """DiLoCo with the outer all-reduce overlapped with computation (Kale, Douillard and Donchev,
+    2025, "Eager updates for overlapped communication and computation in DiLoCo"). At the end of
+    round t worker m sends its outer gradient D_m(t) = theta_m - (its replica after H inner steps)
+    and, without waiting for the all-reduce, steps its own copy theta_m of the global parameters with
+    its own outer optimizer, using
+
+        delayed: U_m(t) = mean_k D_k(t - 1)                                  (the last finished all-reduce)
+        eager:   U_m(t) = (D_m(t) + sum_{k != m} D_k(t - 1)) / M
+                        = mean_k D_k(t - 1) + (D_m(t) - D_m(t - 1)) / M      (its own term current)
+
+    with D(-1) = 0, then starts round t + 1 from theta_m. Every D_k(t) reaches every worker once, with
+    weight 1 / M: a worker's own at round t, the others' at round t + 1. Under `delayed` all copies
+    stay equal; under `eager` they differ by the local terms, so each worker keeps its own copy and
+    outer optimizer. With M = 1, `eager` is DiLoCo. The communication is DiLoCo's (one all-reduce of
+    the outer gradients per round); the evaluated model is worker 0's copy as it stands (the last
+    round's all-reduce still in flight)."""
+
+    MODES = ("delayed", "eager")
+
+    def __init__(self, model: nn.Module, make_inner: Callable, comm: Comm, workers: list[int], sync_every: int,
+                 outer_lr: float = 0.7, outer_momentum: float = 0.9, nesterov: bool = True, mode: str = "eager"):
+        if mode not in self.MODES:
+            raise ValueError(f"mode '{mode}' unknown; valid: {', '.join(self.MODES)}")
+        super().__init__(model, make_inner, comm, workers, sync_every, outer_lr, outer_momentum, nesterov)
+        self.mode = mode
+        self.copies = [model] + [copy.deepcopy(model) for _ in self.workers[1:]]
+        self.outers = [self.outer] + [torch.optim.SGD(c.parameters(), lr=outer_lr, momentum=outer_momentum,
+                                                      nesterov=bool(nesterov and outer_momentum > 0))
+                                      for c in self.copies[1:]]
+        zeros = [torch.zeros_like(p) for p in model.parameters()]
+        self.prev_mean = [z.clone() for z in zeros]
+        self.prev_own = [[z.clone() for z in zeros] for _ in self.workers]
+
+    def pseudo_gradients(self) -> list[list[torch.Tensor]]:
+        return [[a.detach() - b.detach() for a, b in zip(c.parameters(), r.parameters())]
+                for c, r in zip(self.copies, self.replicas)]
+
+    def sync(self) -> None:
+        own = self.pseudo_gradients()
+        mean = self.comm.mean(own)  # in flight during the next round; used at its end
+        for i, (c, opt) in enumerate(zip(self.copies, self.outers)):
+            if self.mode == "eager":
+                upd = [m + (d - d0) / self.comm.n for m, d, d0 in zip(self.prev_mean, own[i], self.prev_own[i])]
+            else:
+                upd = self.prev_mean
+            for p, u in zip(c.parameters(), upd):
+                p.grad = u.clone()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for q, p in zip(self.replicas[i].parameters(), c.parameters()):
+                    q.copy_(p)
+        self.prev_mean, self.prev_own = [m.clone() for m in mean], own
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.copies[0]
+
+    def state(self) -> dict:
+        return {**super().state(), "copies": self.copies[1:], "outers": self.outers[1:]}
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "prev_mean": self.prev_mean, "prev_own": self.prev_own}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.t = int(sd["t"])
+        self.prev_mean = [t.clone() for t in sd["prev_mean"]]
+        self.prev_own = [[t.clone() for t in ts] for ts in sd["prev_own"]]

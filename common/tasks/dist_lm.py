@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from optrepro.dist.comm import Comm
-from optrepro.dist.localsgd import DataParallel, DiLoCo
+from optrepro.dist.localsgd import DataParallel, DiLoCo, OverlappedDiLoCo
 from optrepro.dist.world import local_workers, worker_generator, world
 from optrepro.errors import ConfigError, Diverged
 from optrepro.models import tiny_gpt
@@ -31,6 +31,7 @@ distributed = True
 
 METHODS = ("sync", "diloco")
 DATA = ("iid", "shards")
+OVERLAPS = ("none",) + OverlappedDiLoCo.MODES
 
 
 @dataclass
@@ -44,6 +45,10 @@ class DistLMConfig(charlm.CharLMConfig):
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
     outer_nesterov: bool = True
+    overlap: str = "none"
+    """diloco only: none (blocking outer step) | delayed (the outer all-reduce overlaps the next round,
+    its average applied one round late) | eager (the same, with the worker's own outer gradient
+    applied at once): common.dist.localsgd.OverlappedDiLoCo."""
     data: str = "iid"
     """iid | shards (worker w reads only the w-th of M contiguous parts of the training text)."""
 
@@ -52,6 +57,10 @@ def preflight(cfg: DistLMConfig) -> None:
     charlm.preflight(cfg)
     if cfg.method not in METHODS:
         raise ConfigError(f"method '{cfg.method}' unknown; valid: {', '.join(METHODS)}")
+    if cfg.overlap not in OVERLAPS:
+        raise ConfigError(f"overlap '{cfg.overlap}' unknown; valid: {', '.join(OVERLAPS)}")
+    if cfg.overlap != "none" and cfg.method != "diloco":
+        raise ConfigError(f"overlap '{cfg.overlap}' applies to method diloco, not {cfg.method}")
     if cfg.data not in DATA:
         raise ConfigError(f"data '{cfg.data}' unknown; valid: {', '.join(DATA)}")
     if cfg.workers < 1 or cfg.sync_every < 1:
@@ -81,7 +90,10 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
         opt = build_optimizer(params, oc)
         return opt, make_scheduler(opt, oc, steps)
 
-    if cfg.method == "diloco":
+    if cfg.method == "diloco" and cfg.overlap != "none":
+        alg = OverlappedDiLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
+                               cfg.outer_nesterov, mode=cfg.overlap)
+    elif cfg.method == "diloco":
         alg = DiLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
                      cfg.outer_nesterov)
     else:

@@ -1,6 +1,7 @@
 """The torchrun launcher against the simulated workers: `repro run diloco_2023 lm --scale smoke
 --launcher torchrun --nproc 2` (2 gloo processes, one worker each) gives the simulated run's numbers
-bit for bit, its logs and communication counts included; with 2 workers per process the sums are
+bit for bit, its logs and communication counts included (and so do eager_diloco_2025's overlapped
+rows); with 2 workers per process the sums are
 added in another order, so the numbers agree to float rounding; a 2-process run killed halfway
 resumes to the uninterrupted result; and what cannot run over processes exits 2 before starting."""
 import json
@@ -12,10 +13,10 @@ P, T = "diloco_2023", "lm"
 ROWS = "diloco@lr0.01,sync@lr0.01"
 
 
-def _runs(out, rows=("diloco@lr0.01", "sync@lr0.01"), variant=""):
+def _runs(out, rows=("diloco@lr0.01", "sync@lr0.01"), variant="", pid=P):
     got = {}
     for r in rows:
-        d = out / P / T / "smoke" / (r + variant) / "seed0"
+        d = out / pid / T / "smoke" / (r + variant) / "seed0"
         res = json.loads((d / "result.json").read_text())
         assert res["status"] == "ok", res
         got[r] = (res["metrics"], (d / "metrics.jsonl").read_text())
@@ -34,6 +35,18 @@ def test_torchrun_equals_simulated_bit_for_bit(cli, tmp_path):
     assert m["comm_rounds"] == 2 and sim["sync@lr0.01"][0]["comm_rounds"] == 6  # 6 steps, H = 3
     res = json.loads((tmp_path / "tr" / P / T / "smoke" / "diloco@lr0.01" / "seed0" / "result.json").read_text())
     assert res["meta"]["processes"] == 2
+
+
+def test_overlapped_diloco_torchrun_equals_simulated(cli, tmp_path):
+    """eager_diloco_2025: each worker's own copy of the global model and outer optimizer live in the
+    process hosting it; the eager and delayed steps over 2 processes equal the simulated ones."""
+    pid, rows = "eager_diloco_2025", ("eager@lr0.01", "delayed@lr0.01")
+    for name, extra in (("sim", ()), ("tr", ("--launcher", "torchrun", "--nproc", "2"))):
+        code, o, e = cli("run", pid, T, "--scale", "smoke", "--rows", ",".join(rows), "--out", tmp_path / name, *extra)
+        assert code == 0, o + e
+    sim, tr = _runs(tmp_path / "sim", rows, pid=pid), _runs(tmp_path / "tr", rows, pid=pid)
+    assert sim == tr
+    assert sim["eager@lr0.01"][0]["comm_rounds"] == 2 and sim["eager@lr0.01"][0] != sim["delayed@lr0.01"][0]
 
 
 def test_two_workers_per_process_agree_to_rounding(cli, tmp_path):
