@@ -2,18 +2,7 @@
 blocking outer step, or with the outer all-reduce overlapped (`overlap: delayed | eager`), all
 workers in this process or spread over torchrun's processes (`repro run eager_diloco_2025
 --launcher torchrun --nproc 2`; the numbers are the same)."""
-from __future__ import annotations
-
-from optrepro.tasks import dist_lm
+from optrepro.tasks.dist_lm import DistLMConfig as Config  # noqa: F401
+from optrepro.tasks.dist_lm import preflight, run  # noqa: F401
 
 distributed = True
-
-Config = dist_lm.DistLMConfig
-
-
-def preflight(cfg) -> None:
-    dist_lm.preflight(cfg)
-
-
-def run(cfg, ctx) -> dict:
-    return dist_lm.run(cfg, ctx)

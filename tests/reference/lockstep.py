@@ -37,3 +37,31 @@ def lockstep(make_ours, make_ref, dtype=torch.float64, steps=STEPS, atol=1e-10, 
             torch.testing.assert_close(a.detach(), b.detach(), atol=atol, rtol=rtol,
                                        msg=lambda m: f"step {step + 1}: {m}")
     return o_opt, r_opt
+
+
+def layerwise_lockstep(model, opt, steps, loss_fn, literal, adam_roles, adamw_kw, rtol, atol):
+    """Step `opt` on `model` (`loss_fn(model, step)` gives each step's loss) and check every
+    parameter after every step: those whose role (common.optim.layers.layer_roles) is in
+    `adam_roles` against torch.optim.AdamW(**adamw_kw) stepped on copies with the same gradients,
+    the others against `literal(name, role, in_dim, grad, value) -> new value`."""
+    from optrepro.optim.layers import layer_roles
+    roles = layer_roles(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    ref = {n: p.detach().clone() for n, p in model.named_parameters()}
+    adam_part = {names[id(p)]: torch.nn.Parameter(p.detach().clone()) for p in model.parameters()
+                 if roles[id(p)][0] in adam_roles}
+    adamw = torch.optim.AdamW(list(adam_part.values()), **adamw_kw)
+    for t in range(steps):
+        opt.zero_grad()
+        loss_fn(model, t).backward()
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+        opt.step()
+        for n, v in adam_part.items():
+            v.grad = grads[n]
+        adamw.step()
+        for p in model.parameters():
+            n = names[id(p)]
+            role, in_dim = roles[id(p)]
+            ref[n] = adam_part[n].detach().clone() if n in adam_part else literal(n, role, in_dim, grads[n], ref[n])
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(p.detach(), ref[n], rtol=rtol, atol=atol, msg=lambda m: f"step {t + 1}, {n}: {m}")

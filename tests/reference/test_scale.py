@@ -13,6 +13,7 @@ from optrepro.models import tiny_gpt
 from optrepro.optim import OptimConfig, build_optimizer, optimizer_params
 from optrepro.optim.layers import default_roles, layer_groups, layer_roles
 from papers.scale_2025.method import SCALE
+from tests.reference.lockstep import layerwise_lockstep
 
 pytestmark = pytest.mark.reference
 
@@ -24,7 +25,7 @@ def _model():
     return tiny_gpt(23, 8, 16, 1, 2, "gpt2").double()
 
 
-def _loss(model, seed):
+def _loss(model, seed):  # (model, step) -> loss
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 23, (3, 8), generator=g)
     return torch.nn.functional.cross_entropy(model(x).flatten(0, 1), torch.randint(0, 23, (24,), generator=g))
@@ -48,35 +49,18 @@ def test_roles_of_a_tiny_gpt2():
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
 def test_steps_are_the_literal_equations(momentum):
     m = _model()
-    roles = layer_roles(m)
     opt = SCALE(layer_groups(m), lr=LR, momentum=momentum, betas=BETAS, eps=1e-8, weight_decay=WD)
-    ref = {n: p.detach().clone() for n, p in m.named_parameters()}
-    names = {id(p): n for n, p in m.named_parameters()}
-    vec = {n: torch.nn.Parameter(p.clone()) for n, p in ref.items() if p.ndim == 1}
-    adamw = torch.optim.AdamW(list(vec.values()), lr=LR, betas=BETAS, eps=1e-8, weight_decay=WD)
     mom = {}
-    for t in range(4):
-        opt.zero_grad()
-        _loss(m, t).backward()
-        grads = {n: p.grad.detach().clone() for n, p in m.named_parameters()}
-        opt.step()
-        for n, v in vec.items():
-            v.grad = grads[n]
-        adamw.step()
-        for p in m.parameters():
-            n = names[id(p)]
-            role, in_dim = roles[id(p)]
-            if role == "vector":
-                ref[n] = vec[n].detach().clone()
-                continue
-            g = grads[n]
-            if role == "output" and momentum:
-                mom[n] = BETA * mom.get(n, torch.zeros_like(g)) + (1 - BETA) * g
-                g = mom[n]
-            rms = torch.sqrt((g ** 2).sum(dim=in_dim, keepdim=True) / g.shape[in_dim])
-            ref[n] = ref[n] * (1 - LR * WD) - LR * g / rms
-        for n, p in m.named_parameters():
-            torch.testing.assert_close(p.detach(), ref[n], rtol=1e-10, atol=1e-12)
+
+    def literal(name, role, in_dim, g, w):
+        if role == "output" and momentum:
+            mom[name] = BETA * mom.get(name, torch.zeros_like(g)) + (1 - BETA) * g
+            g = mom[name]
+        rms = torch.sqrt((g ** 2).sum(dim=in_dim, keepdim=True) / g.shape[in_dim])
+        return w * (1 - LR * WD) - LR * g / rms
+
+    layerwise_lockstep(m, opt, 4, _loss, literal, ("vector",), dict(lr=LR, betas=BETAS, eps=1e-8, weight_decay=WD),
+                       rtol=1e-10, atol=1e-12)
     if momentum:
         assert sum("momentum_buffer" in s for s in opt.state.values()) == 1  # the output layer only
     else:

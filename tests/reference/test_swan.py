@@ -12,6 +12,7 @@ import torch
 from optrepro.models import tiny_gpt
 from optrepro.optim.layers import layer_groups, layer_roles
 from papers.swan_2024.method import SWAN, grad_norm, grad_whiten, swan_direction
+from tests.reference.lockstep import layerwise_lockstep
 
 pytestmark = pytest.mark.reference
 
@@ -58,38 +59,22 @@ def _loss(model, seed):
 def test_steps_are_the_literal_equations(normalize, whiten):
     torch.manual_seed(0)
     m = tiny_gpt(23, 8, 16, 1, 2, "gpt2").double()
-    roles = layer_roles(m)
     opt = SWAN(layer_groups(m), lr=LR, betas=BETAS, weight_decay=WD, normalize=normalize, whiten=whiten,
                ns_steps=30)
-    names = {id(p): n for n, p in m.named_parameters()}
-    ref = {n: p.detach().clone() for n, p in m.named_parameters()}
-    adam_part = {names[id(p)]: torch.nn.Parameter(p.detach().clone()) for p in m.parameters()
-                 if roles[id(p)][0] != "matrix"}
-    adamw = torch.optim.AdamW(list(adam_part.values()), lr=LR, betas=BETAS, eps=1e-8, weight_decay=WD)
-    for t in range(3):
-        opt.zero_grad()
-        _loss(m, t).backward()
-        grads = {n: p.grad.detach().clone() for n, p in m.named_parameters()}
-        opt.step()
-        for n, v in adam_part.items():
-            v.grad = grads[n]
-        adamw.step()
-        for p in m.parameters():
-            n = names[id(p)]
-            role, in_dim = roles[id(p)]
-            if role != "matrix":
-                ref[n] = adam_part[n].detach().clone()
-                continue
-            g = grads[n] if in_dim == 1 else grads[n].T  # (out, in)
-            if normalize:
-                c = g - g.mean(dim=1, keepdim=True)
-                g = c / (torch.sqrt((c ** 2).mean(dim=1, keepdim=True)) + 1e-8)
-            if whiten:
-                d = _polar(g)
-                g = d * torch.linalg.matrix_norm(g) / torch.linalg.matrix_norm(d)
-            ref[n] = ref[n] * (1 - LR * WD) - LR * (g if in_dim == 1 else g.T)
-        for n, p in m.named_parameters():
-            torch.testing.assert_close(p.detach(), ref[n], rtol=1e-7, atol=1e-9)
+
+    def literal(name, role, in_dim, g, w):
+        g = g if in_dim == 1 else g.T  # (out, in)
+        if normalize:
+            c = g - g.mean(dim=1, keepdim=True)
+            g = c / (torch.sqrt((c ** 2).mean(dim=1, keepdim=True)) + 1e-8)
+        if whiten:
+            d = _polar(g)
+            g = d * torch.linalg.matrix_norm(g) / torch.linalg.matrix_norm(d)
+        return w * (1 - LR * WD) - LR * (g if in_dim == 1 else g.T)
+
+    layerwise_lockstep(m, opt, 3, _loss, literal, ("output", "embedding", "vector"),
+                       dict(lr=LR, betas=BETAS, eps=1e-8, weight_decay=WD), rtol=1e-7, atol=1e-9)
+    roles = layer_roles(m)
     assert all(not s for p, s in opt.state.items() if roles[id(p)][0] == "matrix")  # stateless
 
 
