@@ -37,13 +37,16 @@ class Comm:
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total / self.n
 
-    def mean(self, per_worker: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    def mean(self, per_worker: list[list[torch.Tensor]], control: bool = False) -> list[torch.Tensor]:
         """The mean over all workers of each tensor position; `per_worker` holds this process's
-        workers' lists (same shapes and dtypes in every list)."""
+        workers' lists (same shapes and dtypes in every list). `control`: measurement traffic
+        (counted in `control_bytes`, not the algorithm's)."""
         if not per_worker:
             raise ValueError("no local workers")
         flat = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in per_worker]
-        if self.n > 1:  # a single worker averages with nobody: nothing is sent
+        if control:
+            self.control_bytes += flat[0].numel() * flat[0].element_size()
+        elif self.n > 1:  # a single worker averages with nobody: nothing is sent
             self.bytes += flat[0].numel() * flat[0].element_size()
             self.calls += 1
         out = self._reduce(flat)
@@ -52,6 +55,41 @@ class Comm:
             parts.append(out[i:i + t.numel()].view_as(t))
             i += t.numel()
         return parts
+
+    def group_mean(self, per_worker: list[list[torch.Tensor]], workers: list[int],
+                   groups: list[list[int]]) -> list[list[torch.Tensor]]:
+        """For each hosted worker (`workers`, the global indices of `per_worker`'s lists), the mean of
+        its tensors over the workers of its group (`groups` partitions range(M); summed in the
+        group's listed order). Gossip traffic: each worker's payload is its buffer, sent to its
+        group once (counted in `bytes`, one call). Over processes the buffers are exchanged by one
+        all-reduce of the stacked (M, payload) rows, each row non-zero in one process only, so
+        every process sums the same numbers as the simulated run; that transport moves more than
+        a pairwise exchange would, and the count is the algorithm's payload, not the transport's."""
+        if not per_worker:
+            raise ValueError("no local workers")
+        flat = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in per_worker]
+        rows = torch.zeros(self.n, flat[0].numel(), dtype=flat[0].dtype)
+        for w, f in zip(workers, flat):
+            rows[w] = f
+        if max(len(g) for g in groups) > 1:
+            self.bytes += flat[0].numel() * flat[0].element_size()
+            self.calls += 1
+        if self.w.distributed:
+            dist.all_reduce(rows, op=dist.ReduceOp.SUM)
+        group_of = {w: g for g in groups for w in g}
+        out = []
+        for w in workers:
+            g = group_of[w]
+            total = rows[g[0]].clone()
+            for k in g[1:]:
+                total += rows[k]
+            total /= len(g)
+            parts, i = [], 0
+            for t in per_worker[0]:
+                parts.append(total[i:i + t.numel()].view_as(t))
+                i += t.numel()
+            out.append(parts)
+        return out
 
     def mean_scalars(self, per_worker: list[list[float]]) -> list[float]:
         """Means over all workers of a few floats (losses for the log): control traffic."""

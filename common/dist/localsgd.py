@@ -19,6 +19,9 @@ in one process (the simulated mode) or M / W of them in each of W processes.
   inner phase computes, so the averaged outer gradient of round t is only available at the end of
   round t + 1. `delayed` steps with that stale average; `eager` steps with a mixture in which the
   worker's own term is already current.
+- `NoLoCo` (Kolehmainen et al., 2025): no global collective at all; after each inner phase every
+  worker averages with a random small group (a pair) and steps its own copy of the global
+  parameters with a momentum update that also pulls it toward the group.
 """
 from __future__ import annotations
 
@@ -204,3 +207,73 @@ class OverlappedDiLoCo(DiLoCo):
         self.t = int(sd["t"])
         self.prev_mean = [t.clone() for t in sd["prev_mean"]]
         self.prev_own = [[t.clone() for t in ts] for ts in sd["prev_own"]]
+
+
+class NoLoCo(DiLoCo):
+    """NoLoCo (Kolehmainen, Blagoev, Donaghy, Ersoy and Nies, 2025): DiLoCo without the all-reduce.
+    Each worker i keeps its own copy theta_i of the global parameters and its own outer momentum
+    delta_i. After H inner steps (phi_i, started from theta_i) the M workers are split into random
+    groups of `group_size` (a permutation drawn from (seed, round), the same in every process) and
+
+        delta_i <- mu delta_i + eta (mean_{j in G(i)} (phi_j - theta_j) + mean_{j in G(i)} theta_j - theta_i)
+                 = mu delta_i + eta (mean_{j in G(i)} phi_j - theta_i)
+        theta_i <- theta_i + delta_i,   phi_i <- theta_i
+
+    the outer-gradient term and the term pulling theta_i toward its group sharing eta, as in the
+    authors' code as we read it (jkolehm/noloco, src/noloco/sparse_optimizer_c.py; heavy-ball
+    momentum, outer_momentum 0.3 in their C4 configs), so a worker only needs its group's mean of
+    phi. With group_size = M this is DiLoCo with heavy-ball (non-Nesterov) outer momentum; with
+    group_size = 1 the workers never communicate. The evaluated model is worker 0's copy;
+    `weight_std` is the root-mean-square deviation of the workers' copies from their mean (the
+    authors' divergence metric)."""
+
+    def __init__(self, model: nn.Module, make_inner: Callable, comm: Comm, workers: list[int], sync_every: int,
+                 outer_lr: float = 0.7, outer_momentum: float = 0.3, group_size: int = 2, seed: int = 0):
+        if group_size < 1 or comm.n % group_size:
+            raise ValueError(f"group_size ({group_size}) must divide the number of workers ({comm.n})")
+        super().__init__(model, make_inner, comm, workers, sync_every, outer_lr, outer_momentum, nesterov=False)
+        self.group_size, self.seed = int(group_size), int(seed)
+        self.eta, self.mu = float(outer_lr), float(outer_momentum)
+        self.copies = [model] + [copy.deepcopy(model) for _ in self.workers[1:]]
+        self.momenta = [[torch.zeros_like(p) for p in model.parameters()] for _ in self.workers]
+
+    def groups(self, rnd: int) -> list[list[int]]:
+        """Round `rnd`'s partition of the M workers into groups (the same in every process)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + rnd)
+        perm = torch.randperm(self.comm.n, generator=g).tolist()
+        k = self.group_size
+        return [sorted(perm[i:i + k]) for i in range(0, self.comm.n, k)]
+
+    def sync(self) -> None:
+        rnd = self.t // self.H - 1
+        phi = [[p.detach() for p in r.parameters()] for r in self.replicas]
+        means = self.comm.group_mean(phi, self.workers, self.groups(rnd))
+        with torch.no_grad():
+            for c, r, mom, mean in zip(self.copies, self.replicas, self.momenta, means):
+                for p, d, m in zip(c.parameters(), mom, mean):
+                    d.mul_(self.mu).add_(m - p, alpha=self.eta)
+                    p.add_(d)
+                for q, p in zip(r.parameters(), c.parameters()):
+                    q.copy_(p)
+
+    def weight_std(self) -> float:
+        """sqrt(mean over workers and entries of (theta_i - mean_k theta_k)^2) (control traffic)."""
+        own = [[p.detach() for p in c.parameters()] for c in self.copies]
+        mean = self.comm.mean(own, control=True)
+        sq = [[sum(((a - b) ** 2).sum() for a, b in zip(ts, mean)).reshape(1)] for ts in own]
+        n = sum(p.numel() for p in self.copies[0].parameters())
+        return float(self.comm.mean(sq, control=True)[0].item() / n) ** 0.5
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.copies[0]
+
+    def state(self) -> dict:
+        return {**super().state(), "copies": self.copies[1:]}
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "momenta": self.momenta}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.t = int(sd["t"])
+        self.momenta = [[t.clone() for t in ts] for ts in sd["momenta"]]

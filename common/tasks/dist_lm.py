@@ -1,13 +1,14 @@
 """The tiny GPT language-model task (common.tasks.charlm) trained by M workers: synchronous data
-parallelism or DiLoCo (common.dist.localsgd), simulated in one process or spread over torchrun's
-processes with the same numbers (tests/dist).
+parallelism, DiLoCo (blocking or overlapped) or NoLoCo (common.dist.localsgd), simulated in one
+process or spread over torchrun's processes with the same numbers (tests/dist).
 
 Each worker draws its own batches (`train.batch_size` windows per step, seeded by seed, worker and
 step): from the whole training text (`data: iid`) or from its own contiguous part of it (`data:
 shards`, non-i.i.d.). `train.steps` is the number of steps each worker takes, so every row with the
 same workers and steps processes the same tokens. Reported: the validation loss of the (global)
-model, the algorithm's communication per worker counted at the collectives (`comm_mib`, payload
-into all-reduces; `comm_rounds`), the tokens processed and the model's non-embedding parameters
+model (worker 0's copy where workers keep their own), the algorithm's communication per worker
+counted at the collectives (`comm_mib`, payload into all-reduces or group exchanges; `comm_rounds`),
+NoLoCo's `weight_std` (how far the workers' copies drift apart), the tokens processed and the model's non-embedding parameters
 (`n_params`, what scaling fits use)."""
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from optrepro.dist.comm import Comm
-from optrepro.dist.localsgd import DataParallel, DiLoCo, OverlappedDiLoCo
+from optrepro.dist.localsgd import DataParallel, DiLoCo, NoLoCo, OverlappedDiLoCo
 from optrepro.dist.world import local_workers, worker_generator, world
 from optrepro.errors import ConfigError, Diverged
 from optrepro.models import tiny_gpt
@@ -29,7 +30,7 @@ from optrepro.tasks import charlm
 distributed = True
 """Runs under `--launcher torchrun --nproc N` (workers split over the processes)."""
 
-METHODS = ("sync", "diloco")
+METHODS = ("sync", "diloco", "noloco")
 DATA = ("iid", "shards")
 OVERLAPS = ("none",) + OverlappedDiLoCo.MODES
 
@@ -37,7 +38,9 @@ OVERLAPS = ("none",) + OverlappedDiLoCo.MODES
 @dataclass
 class DistLMConfig(charlm.CharLMConfig):
     method: str = "diloco"
-    """sync (gradients averaged every step) | diloco (inner steps, then an outer step)."""
+    """sync (gradients averaged every step) | diloco (inner steps, then an outer step) | noloco (inner
+    steps, then each worker averages with a random group of `group_size` and takes its own outer
+    step: common.dist.localsgd.NoLoCo; outer_nesterov does not apply)."""
     workers: int = 4
     """M: replicas, each with its own data; split over --nproc processes under torchrun."""
     sync_every: int = 50
@@ -45,6 +48,8 @@ class DistLMConfig(charlm.CharLMConfig):
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
     outer_nesterov: bool = True
+    group_size: int = 2
+    """noloco: workers per averaging group (1: no communication; `workers`: all of them)."""
     overlap: str = "none"
     """diloco only: none (blocking outer step) | delayed (the outer all-reduce overlaps the next round,
     its average applied one round late) | eager (the same, with the worker's own outer gradient
@@ -67,12 +72,14 @@ def preflight(cfg: DistLMConfig) -> None:
         raise ConfigError(f"workers ({cfg.workers}) and sync_every ({cfg.sync_every}) must be >= 1")
     if cfg.tokens or cfg.flops:
         raise ConfigError("the distributed task counts train.steps per worker; tokens/flops budgets are not supported")
-    if cfg.method == "diloco" and cfg.train.steps % cfg.sync_every:
+    if cfg.method == "noloco" and (cfg.group_size < 1 or cfg.workers % cfg.group_size):
+        raise ConfigError(f"group_size ({cfg.group_size}) must be >= 1 and divide workers ({cfg.workers})")
+    if cfg.method in ("diloco", "noloco") and cfg.train.steps % cfg.sync_every:
         raise ConfigError(f"train.steps ({cfg.train.steps}) must be a multiple of sync_every ({cfg.sync_every}): "
                           f"the model is evaluated after an outer step")
-    if cfg.method == "diloco" and cfg.train.eval_every % cfg.sync_every:
+    if cfg.method in ("diloco", "noloco") and cfg.train.eval_every % cfg.sync_every:
         raise ConfigError(f"train.eval_every ({cfg.train.eval_every}) must be a multiple of sync_every "
-                          f"({cfg.sync_every}) for diloco")
+                          f"({cfg.sync_every}) for {cfg.method}")
     if not (cfg.outer_lr > 0 and 0 <= cfg.outer_momentum < 1):
         raise ConfigError(f"outer_lr must be > 0 and outer_momentum in [0, 1), got {cfg.outer_lr}, {cfg.outer_momentum}")
 
@@ -93,6 +100,9 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
     if cfg.method == "diloco" and cfg.overlap != "none":
         alg = OverlappedDiLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
                                cfg.outer_nesterov, mode=cfg.overlap)
+    elif cfg.method == "noloco":
+        alg = NoLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
+                     cfg.group_size, seed=cfg.seed)
     elif cfg.method == "diloco":
         alg = DiLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
                      cfg.outer_nesterov)
@@ -111,6 +121,8 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
         out = {"comm_mib": comm.bytes / 2**20, "comm_rounds": float(comm.calls),
                "tokens": float(steps * cfg.train.batch_size * cfg.context * cfg.workers),
                "n_params": float(model.n_params())}
+        if hasattr(alg, "weight_std"):  # a collective: every rank takes part
+            out["weight_std"] = alg.weight_std()
         if w.main:  # only rank 0 writes; the others skip the evaluation
             out["val_loss"] = charlm.val_loss(alg.eval_model, corpus, cfg.train.batch_size, cfg.context,
                                               cfg.eval_batches, spread)

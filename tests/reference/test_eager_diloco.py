@@ -12,32 +12,16 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from optrepro.dist.comm import Comm
 from optrepro.dist.localsgd import DiLoCo, OverlappedDiLoCo
 from optrepro.dist.world import World
+from tests.reference.dist_toy import INNER, loss_of, make_inner, make_model
 
 pytestmark = pytest.mark.reference
 
 H, ROUNDS = 3, 4
-INNER = dict(lr=3e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
 OUTER = dict(lr=0.7, momentum=0.9, nesterov=True)
-
-
-def make_model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).double()
-
-
-def loss_of(model, worker, step):
-    g = torch.Generator().manual_seed(1000 * worker + step)
-    x = torch.randn(8, 6, generator=g, dtype=torch.float64)
-    return nn.functional.cross_entropy(model(x), torch.randint(0, 3, (8,), generator=g))
-
-
-def make_inner(params):
-    return torch.optim.AdamW(params, **INNER), None
 
 
 def run_ours(mode, m):
