@@ -530,6 +530,9 @@ def redraw_bar_figure(paper, table: str, reports_dir: Path | None = None) -> Pat
     if spec.plot.kind == "curve" or not j.exists():
         return None
     doc = json.loads(j.read_text())
+    # the JSON's rows are sorted by name; `repro compare` draws them in the config's order
+    order = {name: i for i, name in enumerate(spec.rows)}
+    doc["rows"] = dict(sorted(doc["rows"].items(), key=lambda kv: order.get(kv[0].split("@")[0], len(order))))
     png = j.with_suffix(".png")
     _figure(doc, spec, {}, None, paper.pid, table, doc["scale"], png)
     return png
