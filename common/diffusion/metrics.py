@@ -124,7 +124,7 @@ def mixture_metrics(samples: torch.Tensor, labels: torch.Tensor, mix, gen: torch
     if not torch.isfinite(x).all():
         return {"loglik": float("nan"), "sw": float("nan"), "in_mode": float("nan")}
     ref = mix.sample(labels, gen)
-    own = mix.labels[None, :] == labels[:, None]
+    own = (mix.labels[None, :] == labels[:, None]) | (labels[:, None] == mix.n_classes)  # no label: any mode
     d = (x[:, None, :] - mix.means[None]).norm(dim=-1) / mix.stds[None]
     in_mode = ((d <= 3) & own).any(1).double().mean()
     sw = sum(sliced_wasserstein(x[labels == c], ref[labels == c]) for c in labels.unique().tolist())

@@ -34,6 +34,17 @@ class GaussianMixture:
         labels = torch.arange(n_modes) // (n_modes // n_classes)
         return cls(means, torch.full((n_modes,), std), torch.ones(n_modes), labels, n_classes)
 
+    @classmethod
+    def sphere(cls, dim: int, n_modes: int = 8, radius: float = 2.0, std: float = 0.3, n_classes: int = 4,
+               seed: int = 123):
+        """n_modes equal Gaussians whose means are random directions (seeded) at `radius` in `dim`
+        dimensions: a mixture of image-like dimension; class c owns modes c·m .. c·m + m - 1."""
+        g = torch.Generator().manual_seed(seed)
+        means = torch.randn(n_modes, dim, generator=g, dtype=torch.float64)
+        means = radius * means / means.norm(dim=1, keepdim=True)
+        labels = torch.arange(n_modes) // (n_modes // n_classes)
+        return cls(means, torch.full((n_modes,), std), torch.ones(n_modes), labels, n_classes)
+
     def component_weights(self, c):
         """[n, M] mixture weights of each sample's class (c = n_classes: all classes, uniform class prior)."""
         c = torch.as_tensor(c).reshape(-1)
