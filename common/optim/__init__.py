@@ -151,12 +151,17 @@ def build_optimizer(params, oc: OptimConfig) -> torch.optim.Optimizer:
         raise ConfigError(f"optimizer {oc.name}: {e}") from None
 
 
-def optimizer_params(model: torch.nn.Module, oc: OptimConfig):
-    """What to hand `build_optimizer` for `model`: the parameter groups of the optimizer class's
+def params_for(cls, model: torch.nn.Module):
+    """What to construct optimizer class `cls` with for `model`: the parameter groups of its
     `model_groups(model)` when it defines one (optimizers that treat layers by role, e.g. the output
     layer: common.optim.layers), else model.parameters()."""
-    groups = getattr(resolve(oc.name), "model_groups", None)
+    groups = getattr(cls, "model_groups", None)
     return groups(model) if callable(groups) else model.parameters()
+
+
+def optimizer_params(model: torch.nn.Module, oc: OptimConfig):
+    """`params_for` the optimizer `oc` names: what to hand `build_optimizer` for `model`."""
+    return params_for(resolve(oc.name), model)
 
 
 def lr_factor(oc: OptimConfig, step: int, total: int) -> float:

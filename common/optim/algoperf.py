@@ -125,10 +125,11 @@ def trial_points(space: dict, n: int, seed: int) -> list[dict]:
 # Trials ----------------------------------------------------------------------------------------
 def run_trial(wl: Workload, opt_name: str, hparams: dict, seed: int, max_steps: int | None = None) -> dict:
     """Train until wl.target or max_steps; returns steps/time to target (inf if not reached)."""
-    from optrepro.optim import resolve
+    from optrepro.optim import params_for, resolve
     from optrepro.optim.base import set_mode
     model, loss_at, evaluate = wl.build(seed)
-    opt = resolve(opt_name)(model.parameters(), **hparams)
+    cls = resolve(opt_name)
+    opt = cls(params_for(cls, model), **hparams)
     max_steps = max_steps or wl.max_steps
     train_time, best, reached = 0.0, math.inf, None
     set_mode(opt, True)

@@ -11,8 +11,9 @@ Roles:
 - `output`: the weight the logits come from (`get_output_embeddings()` of a transformers model;
   with tied embeddings the token embedding is this weight);
 - `embedding`: other nn.Embedding weights (token and position tables);
-- `matrix`: the weight of a linear map (nn.Linear, transformers' Conv1D);
-- `vector`: everything with one dimension (biases, norm gains) and anything else.
+- `matrix`: the weight of a linear map (nn.Linear, transformers' Conv1D, and convolution kernels,
+  read as (out, in x kernel) matrices: optimizers flatten every dimension after the first);
+- `vector`: everything with one dimension (biases, norm gains).
 
 `in_dim` is the axis of a matrix that indexes the layer's inputs: 1 for nn.Linear's (out, in), 0 for
 transformers' Conv1D's (in, out) and for an embedding table (vocab, d), which maps a one-hot input
@@ -42,7 +43,7 @@ def layer_roles(model: nn.Module) -> dict[int, tuple[str, int]]:
     out: dict[int, tuple[str, int]] = {}
     for module in model.modules():
         w = getattr(module, "weight", None)
-        if not isinstance(w, nn.Parameter) or w.ndim != 2 or id(w) in out:
+        if not isinstance(w, nn.Parameter) or w.ndim < 2 or id(w) in out:
             continue
         if head is not None and w is head:
             out[id(w)] = ("output", 1)  # logits = h W^T: W is (vocab, d) as an nn.Linear
@@ -54,7 +55,7 @@ def layer_roles(model: nn.Module) -> dict[int, tuple[str, int]]:
             out[id(w)] = ("matrix", 1)
     for p in model.parameters():
         if id(p) not in out:
-            out[id(p)] = ("matrix", 1) if p.ndim == 2 else ("vector", -1)
+            out[id(p)] = ("matrix", 1) if p.ndim >= 2 else ("vector", -1)
     return out
 
 
@@ -72,13 +73,18 @@ def layer_groups(model: nn.Module) -> list[dict]:
 
 
 def default_roles(params: list[torch.Tensor]) -> dict[int, tuple[str, int]]:
-    """Roles without the model: vectors for one dimension, nn.Linear matrices (in_dim 1) otherwise,
-    and the last matrix in order is the output layer (true of a sequential classifier)."""
-    out = {id(p): ("vector", -1) if p.ndim != 2 else ("matrix", 1) for p in params}
-    mats = [p for p in params if p.ndim == 2]
+    """Roles without the model: vectors for one dimension, nn.Linear-like matrices (in_dim 1)
+    otherwise, and the last matrix in order is the output layer (true of a sequential classifier)."""
+    out = {id(p): ("vector", -1) if p.ndim < 2 else ("matrix", 1) for p in params}
+    mats = [p for p in params if p.ndim >= 2]
     if mats:
         out[id(mats[-1])] = ("output", 1)
     return out
+
+
+def as_matrix(g: torch.Tensor) -> torch.Tensor:
+    """A weight's gradient as a matrix: (out, in x kernel) for a convolution kernel, itself if 2-D."""
+    return g if g.ndim == 2 else g.reshape(g.shape[0], -1)
 
 
 def group_roles(param_groups: list[dict]) -> dict[int, tuple[str, int]]:

@@ -21,14 +21,14 @@ VOCAB, CONTEXT, BATCH = 96, 64, 32
 
 def measure(name: str, device: str = "cpu") -> dict:
     from optrepro.models import tiny_gpt
-    from optrepro.optim import OptimConfig, build_optimizer
+    from optrepro.optim import OptimConfig, build_optimizer, optimizer_params
     torch.manual_seed(0)
     model = tiny_gpt(VOCAB, CONTEXT, 64, 2, 4, "gpt2").to(device)
     from optrepro.optim.algoperf import search_space
     from optrepro.train import set_mode
     fixed = dict(search_space(name)["fixed"])  # what the optimizer is always run with (SGD's momentum 0.9)
     oc = OptimConfig(name=name, lr=fixed.pop("lr", 1e-3), momentum=fixed.pop("momentum", 0.0), kwargs=fixed)
-    opt = build_optimizer(model.parameters(), oc)
+    opt = build_optimizer(optimizer_params(model, oc), oc)  # layer roles for the optimizers that use them
     set_mode(opt, True)  # optimizers with train/eval modes (schedule-free) train
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, VOCAB, (BATCH, CONTEXT), generator=g).to(device)

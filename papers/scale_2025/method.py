@@ -10,7 +10,8 @@ normalized value is the step:
 
 rms_in reduces over the layer's input axis (common.optim.layers: dim 1 of nn.Linear's (out, in),
 dim 0 of GPT-2's Conv1D (in, out) and of an embedding table (vocab, d), as the authors' code treats
-LLaMA's embed_tokens), floored at 1e-8. As we read the authors' code (scale_optimizer.py in
+LLaMA's embed_tokens; a convolution kernel as its (out, in x kernel) matrix, as the authors' code
+flattens it), floored at 1e-8. As we read the authors' code (scale_optimizer.py in
 OptimAI-Lab/Minimalist_LLM_Pretraining): the output layer's momentum is an EMA (lerp), the vectors'
 Adam shares the learning rate (`adam_lr` defaults to `lr`), weight decay is decoupled and applied
 before the step. With `momentum=0` this is column-normalized SGD everywhere (the paper's ablation).
@@ -23,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from optrepro.optim.base import adam_direction, check_args, check_params, eval_closure, params_with_grad
-from optrepro.optim.layers import RoleAware
+from optrepro.optim.layers import RoleAware, as_matrix
 
 
 def rms_normalize(g: torch.Tensor, in_dim: int) -> torch.Tensor:
@@ -53,6 +54,6 @@ class SCALE(RoleAware, torch.optim.Optimizer):
                     if "momentum_buffer" not in st:
                         st["momentum_buffer"] = torch.zeros_like(g)
                     g = st["momentum_buffer"].lerp_(g, 1 - group["momentum"])
-                u = rms_normalize(g, in_dim)
+                u = rms_normalize(as_matrix(g), in_dim).view_as(g)
             p.mul_(1 - lr * group["weight_decay"]).add_(u, alpha=-lr)
         return loss

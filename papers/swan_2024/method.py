@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from optrepro.optim.base import adam_direction, check_args, check_params, eval_closure, params_with_grad
-from optrepro.optim.layers import RoleAware
+from optrepro.optim.layers import RoleAware, as_matrix
 
 
 def grad_norm(g: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -79,9 +79,9 @@ class SWAN(RoleAware, torch.optim.Optimizer):
         for group, p, st in params_with_grad(self):
             role, in_dim = self.roles[id(p)]
             if role == "matrix":
-                g = p.grad if in_dim == 1 else p.grad.T
+                g = as_matrix(p.grad) if in_dim == 1 else p.grad.T  # (out, in); a kernel as (out, in x k)
                 u = swan_direction(g, group["normalize"], group["whiten"], group["rescale"], group["ns_steps"])
-                u = u if in_dim == 1 else u.T
+                u = (u if in_dim == 1 else u.T).reshape(p.shape)
             else:
                 u = adam_direction(st, p.grad, group["betas"], group["eps"])
             p.mul_(1 - group["lr"] * group["weight_decay"]).add_(u, alpha=-group["lr"])

@@ -87,3 +87,18 @@ def test_bad_arguments_are_named():
         SCALE([torch.nn.Parameter(torch.zeros(2, 2))], momentum=1.0)
     with pytest.raises(ValueError, match="role"):
         SCALE([{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "role": "head"}])
+
+
+def test_convolution_kernels_are_normalized_per_output_channel():
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).double()
+    roles = layer_roles(net)
+    assert roles[id(net[0].weight)] == ("matrix", 1)
+    w0 = net[0].weight.detach().clone()
+    opt = SCALE(layer_groups(net), lr=LR, momentum=0.0)
+    x = torch.randn(4, 2, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    net(x).square().mean().backward()
+    g = net[0].weight.grad.detach().clone()
+    opt.step()
+    flat = g.reshape(3, -1)
+    ref = w0 - LR * (flat / flat.square().mean(dim=1, keepdim=True).sqrt()).view_as(g)
+    torch.testing.assert_close(net[0].weight.detach(), ref)

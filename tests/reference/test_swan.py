@@ -88,3 +88,18 @@ def test_half_precision_is_whitened_in_float32():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="ns_steps"):
         SWAN([torch.nn.Parameter(torch.zeros(2, 2))], ns_steps=0)
+
+
+def test_convolution_kernels_are_whitened_as_out_by_in_times_kernel_matrices():
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).double()
+    w0 = net[0].weight.detach().clone()
+    opt = SWAN(layer_groups(net), lr=LR, ns_steps=40)
+    x = torch.randn(4, 2, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    net(x).square().mean().backward()
+    g = net[0].weight.grad.detach().reshape(3, -1).clone()
+    opt.step()
+    c = g - g.mean(dim=1, keepdim=True)
+    gn = c / (c.square().mean(dim=1, keepdim=True).sqrt() + 1e-8)
+    d = _polar(gn)
+    d = d * torch.linalg.matrix_norm(gn) / torch.linalg.matrix_norm(d)
+    torch.testing.assert_close(net[0].weight.detach(), w0 - LR * d.view_as(w0), rtol=1e-7, atol=1e-9)
