@@ -12,7 +12,8 @@ unsigned dynamic map that contains zero (`v_map="dynamic"`, the failure the pape
 of `block_size` (`v_scale="block"`, torchao's AdamW4bit) or rank-1 normalized (`v_scale="rank1"`, the
 paper's default for matrices, common.quant.quantize_rank1); 8 bits: m
 and v on the signed and unsigned dynamic maps (7 exponent bits). Tensors smaller than `min_size`
-or not a multiple of `block_size` keep float32 moments (torchao's rule, 4096). `stochastic` rounds
+or not a multiple of `block_size` keep unquantized moments in the parameter's dtype (torchao's rule,
+4096), updated in float32. `stochastic` rounds
 the stored codes stochastically (seeded by `seed`). `fused=True` runs the dequantize-update-quantize
 step of 4-bit states as one Triton kernel (common.quant.triton_adamw) on CUDA or under
 TRITON_INTERPRET=1, and raises where neither is available.
@@ -78,7 +79,7 @@ class LowBitAdamW(torch.optim.Optimizer):
     def _init(self, st: dict, p: torch.Tensor) -> None:
         st["step"] = 0
         if not self.quantized(p):
-            st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32), torch.zeros_like(p, dtype=torch.float32)
+            st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)  # the parameter's dtype, as torchao
             return
         for name in ("exp_avg", "exp_avg_sq"):  # scale 0: the state reads back as exactly 0
             st[name + "_codes"] = torch.zeros(p.numel() * self.bits // 8, dtype=torch.uint8, device=p.device)
@@ -111,9 +112,11 @@ class LowBitAdamW(torch.optim.Optimizer):
                 v = self._load(st, "exp_avg_sq", self.maps[1], p).lerp(g.square(), 1 - b2)
                 self._store(st, "exp_avg", m, self.maps[0])
                 self._store(st, "exp_avg_sq", v, self.maps[1])
-            else:
-                m = st["exp_avg"].lerp_(g, 1 - b1)
-                v = st["exp_avg_sq"].lerp_(g.square(), 1 - b2)
+            else:  # updated in float32, stored in the parameter's dtype
+                m = st["exp_avg"].float().lerp(g, 1 - b1)
+                v = st["exp_avg_sq"].float().lerp(g.square(), 1 - b2)
+                st["exp_avg"].copy_(m)
+                st["exp_avg_sq"].copy_(v)
             x = x - lr * (m / bc1) / (v.sqrt() / sqrt_bc2 + group["eps"])
             p.copy_(x)
         return loss
