@@ -37,16 +37,13 @@ class Comm:
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total / self.n
 
-    def mean(self, per_worker: list[list[torch.Tensor]], control: bool = False) -> list[torch.Tensor]:
+    def mean(self, per_worker: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         """The mean over all workers of each tensor position; `per_worker` holds this process's
-        workers' lists (same shapes and dtypes in every list). `control`: measurement traffic
-        (counted in `control_bytes`, not the algorithm's)."""
+        workers' lists (same shapes and dtypes in every list)."""
         if not per_worker:
             raise ValueError("no local workers")
         flat = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in per_worker]
-        if control:
-            self.control_bytes += flat[0].numel() * flat[0].element_size()
-        elif self.n > 1:  # a single worker averages with nobody: nothing is sent
+        if self.n > 1:  # a single worker averages with nobody: nothing is sent
             self.bytes += flat[0].numel() * flat[0].element_size()
             self.calls += 1
         out = self._reduce(flat)
@@ -57,21 +54,25 @@ class Comm:
         return parts
 
     def group_mean(self, per_worker: list[list[torch.Tensor]], workers: list[int],
-                   groups: list[list[int]]) -> list[list[torch.Tensor]]:
+                   groups: list[list[int]], control: bool = False) -> list[list[torch.Tensor]]:
         """For each hosted worker (`workers`, the global indices of `per_worker`'s lists), the mean of
         its tensors over the workers of its group (`groups` partitions range(M); summed in the
         group's listed order). Gossip traffic: each worker's payload is its buffer, sent to its
         group once (counted in `bytes`, one call). Over processes the buffers are exchanged by one
         all-reduce of the stacked (M, payload) rows, each row non-zero in one process only, so
         every process sums the same numbers as the simulated run; that transport moves more than
-        a pairwise exchange would, and the count is the algorithm's payload, not the transport's."""
+        a pairwise exchange would, and the count is the algorithm's payload, not the transport's.
+        `control`: measurement traffic (`control_bytes`). With one group of all workers this is a
+        mean summed in worker order whatever the processes, unlike `mean`."""
         if not per_worker:
             raise ValueError("no local workers")
         flat = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in per_worker]
         rows = torch.zeros(self.n, flat[0].numel(), dtype=flat[0].dtype)
         for w, f in zip(workers, flat):
             rows[w] = f
-        if max(len(g) for g in groups) > 1:
+        if control:
+            self.control_bytes += flat[0].numel() * flat[0].element_size()
+        elif max(len(g) for g in groups) > 1:
             self.bytes += flat[0].numel() * flat[0].element_size()
             self.calls += 1
         if self.w.distributed:

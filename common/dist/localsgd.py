@@ -257,12 +257,14 @@ class NoLoCo(DiLoCo):
                     q.copy_(p)
 
     def weight_std(self) -> float:
-        """sqrt(mean over workers and entries of (theta_i - mean_k theta_k)^2) (control traffic)."""
+        """sqrt(mean over workers and entries of (theta_i - mean_k theta_k)^2) (control traffic; the
+        sums in worker order, so the simulated and the multi-process runs agree bit for bit)."""
+        everyone = [list(range(self.comm.n))]
         own = [[p.detach() for p in c.parameters()] for c in self.copies]
-        mean = self.comm.mean(own, control=True)
+        mean = self.comm.group_mean(own, self.workers, everyone, control=True)[0]
         sq = [[sum(((a - b) ** 2).sum() for a, b in zip(ts, mean)).reshape(1)] for ts in own]
         n = sum(p.numel() for p in self.copies[0].parameters())
-        return float(self.comm.mean(sq, control=True)[0].item() / n) ** 0.5
+        return float(self.comm.group_mean(sq, self.workers, everyone, control=True)[0][0].item() / n) ** 0.5
 
     @property
     def eval_model(self) -> nn.Module:
