@@ -59,6 +59,17 @@ class LowBitAdamW(torch.optim.Optimizer):
         self.stochastic, self.fused = bool(stochastic), bool(fused)
         self.generator = torch.Generator().manual_seed(seed) if stochastic else None
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch casts every loaded state tensor to its parameter's dtype; the codes (uint8) and the
+        scales (float32) are put back as they were saved."""
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, saved in state_dict["state"].items():
+            p = params[int(i)]
+            for k, v in saved.items():
+                if k.endswith(("_codes", "_scale")):
+                    self.state[p][k] = v.to(device=p.device).clone()
+
     def quantized(self, p: torch.Tensor) -> bool:
         return p.numel() >= self.min_size and p.numel() % self.block_size == 0
 

@@ -192,3 +192,22 @@ def test_bad_arguments_are_named():
         LowBitAdamW(p, v_scale="rows")
     with pytest.raises(ValueError, match="fused"):
         LowBitAdamW(p, fused=True, v_scale="rank1")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_state_dict_round_trips_codes_and_scales(dtype):
+    p = torch.nn.Parameter(torch.randn(64, 128, generator=torch.Generator().manual_seed(8)).to(dtype))
+    a = LowBitAdamW([p], lr=1e-2)
+    p.grad = torch.randn(64, 128, generator=torch.Generator().manual_seed(9)).to(dtype)
+    a.step()
+    q = torch.nn.Parameter(p.detach().clone())
+    b = LowBitAdamW([q], lr=1e-2)
+    b.load_state_dict(a.state_dict())
+    for k, v in a.state[p].items():
+        w = b.state[q][k]
+        assert (type(v) is type(w)) and (not torch.is_tensor(v) or (v.dtype == w.dtype and torch.equal(v, w))), k
+    assert b.state[q]["exp_avg_codes"].dtype == torch.uint8 and b.state[q]["exp_avg_scale"].dtype == torch.float32
+    for opt, x in ((a, p), (b, q)):
+        x.grad = torch.ones_like(x)
+        opt.step()
+    assert torch.equal(p, q)
