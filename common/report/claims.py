@@ -307,7 +307,10 @@ def _one(c: ClaimSpec, spec: TableSpec, samples: Samples, reported: list, det: b
             return v("inconclusive", f"{c.a}/{c.b} = {_fmt(r)}: the ratio test needs a positive {c.b}", ratio=r)
         e = ctr({c.a: -1.0, c.b: c.value})  # value * b - a > 0  <=>  a / b < value
         se_r = e.se / b if e.se is not None else None
-        return v(one_sided(e.value, e.se), f"{c.a}/{c.b} = {_fmt(r)} (needs <= {c.value:g})"
+        verdict = one_sided(e.value, e.se)
+        if e.se == 0 and e.value == 0:  # a deterministic ratio exactly at its bound: "at most" holds
+            verdict = "pass"
+        return v(verdict, f"{c.a}/{c.b} = {_fmt(r)} (needs <= {c.value:g})"
                  + (_noise(Estimate(r, se_r, e.how), c.value - r)), ratio=r, se=se_r)
 
     if c.type == "monotone":

@@ -126,6 +126,15 @@ def test_ratio_and_monotone_use_the_noise():
     assert v.verdict == "inconclusive" and "steps: pass, inconclusive (0.2 SE)" in v.detail
 
 
+def test_ratio_exactly_at_its_bound_passes_when_deterministic():
+    """'at most': a count that equals its bound in every seed passes; one above it fails."""
+    spec = _spec({"type": "ratio", "metric": "m", "a": "a", "b": "b", "value": 1.0}, deterministic=False)
+    s = {"a": {"m": {0: 4.0, 1: 4.0, 2: 4.0}}, "b": {"m": {0: 4.0, 1: 4.0, 2: 4.0}}}
+    assert claims.evaluate(spec, "mini", s, [])[0].verdict == "pass"
+    s = {"a": {"m": {0: 4.5, 1: 4.5, 2: 4.5}}, "b": {"m": {0: 4.0, 1: 4.0, 2: 4.0}}}
+    assert claims.evaluate(spec, "mini", s, [])[0].verdict == "fail"
+
+
 def test_saturated_metric_is_flagged():
     spec = _spec(BETTER, saturated=0.99)
     [v] = claims.evaluate(spec, "mini", _one_seed({"a": 0.996, "b": 0.993}), [])
