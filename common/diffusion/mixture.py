@@ -31,8 +31,7 @@ class GaussianMixture:
         """n_modes equal Gaussians on a circle; class c owns the adjacent modes c·m .. c·m + m - 1 (m = n_modes / n_classes)."""
         ang = torch.arange(n_modes, dtype=torch.float64) * 2 * math.pi / n_modes
         means = torch.stack([radius * torch.cos(ang), radius * torch.sin(ang)], 1)
-        labels = torch.arange(n_modes) // (n_modes // n_classes)
-        return cls(means, torch.full((n_modes,), std), torch.ones(n_modes), labels, n_classes)
+        return cls._equal_modes(means, std, n_classes)
 
     @classmethod
     def sphere(cls, dim: int, n_modes: int = 8, radius: float = 2.0, std: float = 0.3, n_classes: int = 4,
@@ -42,6 +41,14 @@ class GaussianMixture:
         g = torch.Generator().manual_seed(seed)
         means = torch.randn(n_modes, dim, generator=g, dtype=torch.float64)
         means = radius * means / means.norm(dim=1, keepdim=True)
+        return cls._equal_modes(means, std, n_classes)
+
+    @classmethod
+    def _equal_modes(cls, means, std: float, n_classes: int):
+        """Equal-weight, equal-std modes; class c owns the m = n_modes / n_classes consecutive modes c·m .. c·m + m - 1."""
+        n_modes = len(means)
+        if n_modes % n_classes:
+            raise ValueError(f"n_modes={n_modes} is not a multiple of n_classes={n_classes}")
         labels = torch.arange(n_modes) // (n_modes // n_classes)
         return cls(means, torch.full((n_modes,), std), torch.ones(n_modes), labels, n_classes)
 
