@@ -106,11 +106,16 @@ def unpack4(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack([packed >> 4, packed & 0b1111], dim=-1).view(-1)
 
 
+def check_block_size(block_size) -> None:
+    """Blocks hold whole bytes of 4-bit codes: an even integer >= 2."""
+    if not (isinstance(block_size, int) and block_size >= 2 and block_size % 2 == 0):
+        raise ValueError(f"block_size must be an even integer >= 2, got {block_size!r}")
+
+
 def check_quantizable(x: torch.Tensor, bits: int, block_size: int) -> None:
     if bits not in (4, 8):
         raise ValueError(f"bits must be 4 or 8, got {bits!r}")
-    if not (isinstance(block_size, int) and block_size >= 2 and block_size % 2 == 0):
-        raise ValueError(f"block_size must be an even integer >= 2, got {block_size!r}")
+    check_block_size(block_size)
     if x.numel() % block_size:
         raise ValueError(f"a tensor of {x.numel()} elements does not split into blocks of {block_size}")
 

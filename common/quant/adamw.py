@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from optrepro.optim.base import check_args, check_params, eval_closure, params_with_grad
-from optrepro.quant import Quantized, dequantize, dynamic_map, linear_map, quantize, quantize_rank1
+from optrepro.quant import Quantized, check_block_size, dequantize, dynamic_map, linear_map, quantize, quantize_rank1
 
 V_MAPS = ("linear", "dynamic")
 V_SCALES = ("block", "rank1")
@@ -49,8 +49,7 @@ class LowBitAdamW(torch.optim.Optimizer):
             raise ValueError(f"v_map '{v_map}' unknown; valid: {', '.join(V_MAPS)}")
         if v_scale not in V_SCALES:
             raise ValueError(f"v_scale '{v_scale}' unknown; valid: {', '.join(V_SCALES)}")
-        if not (isinstance(block_size, int) and block_size >= 2 and block_size % 2 == 0):
-            raise ValueError(f"block_size must be an even integer >= 2, got {block_size!r}")
+        check_block_size(block_size)
         self.maps = code_books(bits, v_map)
         if fused and (bits != 4 or v_scale != "block"):
             raise ValueError("fused=True is the 4-bit block-wise kernel; use bits=4, v_scale='block'")
