@@ -103,6 +103,13 @@ def sliced_wasserstein(a, b, projections: int = 256, seed: int = 0) -> float:
     return float(((pa - pb) ** 2).mean().sqrt())
 
 
+def classwise_sw(x, ref, labels) -> float:
+    """Mean over the classes in `labels` of the sliced W2 between x and ref restricted to that class
+    (x[i] and ref[i] share labels[i])."""
+    cs = labels.unique().tolist()
+    return sum(sliced_wasserstein(x[labels == c], ref[labels == c]) for c in cs) / len(cs)
+
+
 def digits_metrics(samples: torch.Tensor, labels: torch.Tensor, root) -> dict:
     from optrepro.diffusion.models import digits_tensors
     clf, _ = digits_classifier(root)
@@ -127,6 +134,5 @@ def mixture_metrics(samples: torch.Tensor, labels: torch.Tensor, mix, gen: torch
     own = (mix.labels[None, :] == labels[:, None]) | (labels[:, None] == mix.n_classes)  # no label: any mode
     d = (x[:, None, :] - mix.means[None]).norm(dim=-1) / mix.stds[None]
     in_mode = ((d <= 3) & own).any(1).double().mean()
-    sw = sum(sliced_wasserstein(x[labels == c], ref[labels == c]) for c in labels.unique().tolist())
-    return {"loglik": float(mix.log_prob(x, labels).mean()), "sw": sw / len(labels.unique()),
+    return {"loglik": float(mix.log_prob(x, labels).mean()), "sw": classwise_sw(x, ref, labels),
             "in_mode": float(in_mode)}

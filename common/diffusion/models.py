@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -46,6 +46,9 @@ class ModelSpec:
     ema: float = 0.999
     snapshots: list = field(default_factory=list)
     """Extra steps whose EMA weights are kept (the last step always is)."""
+    init: dict = field(default_factory=dict)
+    """Fine-tuning: the spec (same data, arch and width) of a base model whose last EMA weights, for the
+    same seed, start this training ({}: from scratch). The base is trained and cached on first use."""
 
 
 def check_spec(m: ModelSpec) -> None:
@@ -60,10 +63,26 @@ def check_spec(m: ModelSpec) -> None:
                           "run --scale mini")
     if m.data not in ("mixture", "digits"):
         raise ConfigError(f"data '{m.data}' unknown; valid: mixture, digits")
-    if not 0 <= m.p_uncond < 1:
-        raise ConfigError(f"p_uncond must be in [0, 1), got {m.p_uncond}")
+    if not 0 <= m.p_uncond <= 1:
+        raise ConfigError(f"p_uncond must be in [0, 1] (1: an unconditional model), got {m.p_uncond}")
     if m.steps < 1 or any(not 0 < s <= m.steps for s in m.snapshots):
         raise ConfigError(f"need steps >= 1 and snapshots in (0, steps], got {m.steps}, {m.snapshots}")
+    if m.init:
+        base = base_spec(m)
+        check_spec(base)
+        for k in ("data", "arch", "width"):
+            if getattr(base, k) != getattr(m, k):
+                raise ConfigError(f"model.init: a fine-tuned model keeps its base's {k} "
+                                  f"(base {getattr(base, k)!r}, model {getattr(m, k)!r})")
+
+
+def base_spec(m: ModelSpec) -> ModelSpec:
+    """The ModelSpec of `m.init` (unknown keys: a clear error)."""
+    names = {f.name for f in fields(ModelSpec)}
+    bad = sorted(set(m.init) - names)
+    if bad:
+        raise ConfigError(f"model.init: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(names))}")
+    return ModelSpec(**m.init)
 
 
 def _time_embedding(t, dim: int):
@@ -109,8 +128,39 @@ def n_classes(data: str) -> int:
 def build(spec: ModelSpec) -> nn.Module:
     has_uncond = spec.p_uncond > 0
     if spec.arch == "mlp":
-        return MLPDenoiser(2, n_classes(spec.data), spec.width, has_uncond=has_uncond)
-    return UNetDenoiser(n_classes(spec.data), spec.width, has_uncond=has_uncond)
+        net = MLPDenoiser(2, n_classes(spec.data), spec.width, has_uncond=has_uncond)
+    else:
+        net = UNetDenoiser(n_classes(spec.data), spec.width, has_uncond=has_uncond)
+    net.has_cond = spec.p_uncond < 1  # p_uncond = 1: an unconditional model, its class embeddings untrained
+    return net
+
+
+class UncondSwap(nn.Module):
+    """A conditional model whose unconditional prediction comes from another model (Phunyaphibarn et al.
+    2025, "Unconditional Priors Matter!"): forward(x, t, c) is `model` for c < n_classes and `prior`
+    with the "no label" index for c = n_classes. Both must predict the same quantity (`param`) on the
+    same process; any guidance rule then mixes the fine-tuned conditional branch with the prior's."""
+
+    def __init__(self, model: nn.Module, prior: nn.Module):
+        super().__init__()
+        if not getattr(prior, "has_uncond", False):
+            raise ConfigError("the unconditional prior was trained without the 'no label' class (p_uncond = 0)")
+        if prior.n_classes != model.n_classes:
+            raise ConfigError(f"the prior has {prior.n_classes} classes, the model {model.n_classes}")
+        self.model, self.prior = model, prior
+        self.n_classes, self.has_uncond = model.n_classes, True
+        self.has_cond = getattr(model, "has_cond", True)
+
+    def forward(self, x, t, c):
+        null = c == self.n_classes
+        if null.all():
+            return self.prior(x, t, c)
+        if not null.any():
+            return self.model(x, t, c)
+        out = torch.empty_like(x)
+        out[~null] = self.model(x[~null], t[~null], c[~null]).to(x.dtype)
+        out[null] = self.prior(x[null], t[null], c[null]).to(x.dtype)
+        return out
 
 
 def digits_tensors(split: str = "train"):
@@ -126,9 +176,11 @@ def spec_key(spec: ModelSpec, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def train(spec: ModelSpec, seed: int, log=None, cache_path=None) -> dict:
-    """Trains from scratch; returns {"spec", "seed", "snapshots": {step: EMA state dict}, "loss": [...]}.
+def train(spec: ModelSpec, seed: int, log=None, cache_path=None, root=None) -> dict:
+    """Trains from scratch (or from `spec.init`'s cached base model under `root`); returns
+    {"spec", "seed", "snapshots": {step: EMA state dict}, "loss": [...]}.
     With `cache_path`, a killed training resumes from its partial checkpoint beside the cache entry."""
+    base = trained_denoiser(base_spec(spec), seed, root)[0].state_dict() if spec.init else None
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     process = Process(spec.process)
@@ -138,6 +190,8 @@ def train(spec: ModelSpec, seed: int, log=None, cache_path=None) -> dict:
     else:
         xd, yd = digits_tensors("train")
     net = build(spec)
+    if base is not None:
+        net.load_state_dict(base)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
@@ -167,7 +221,7 @@ def train(spec: ModelSpec, seed: int, log=None, cache_path=None) -> dict:
             d = min(spec.ema, (1 + step) / (10 + step))
             for k, v in net.state_dict().items():
                 ema[k].mul_(d).add_(v.detach(), alpha=1 - d) if v.dtype.is_floating_point else ema[k].copy_(v)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step in spec.snapshots or step == spec.steps:
             keep[step] = {k: v.clone() for k, v in ema.items()}
         if log is not None and (step % 100 == 0 or step == spec.steps):
@@ -179,7 +233,7 @@ def trained_denoiser(spec: ModelSpec, seed: int, root, step: int | None = None, 
     """The EMA model of (spec, seed) at `step` (default: the last), trained on first use and cached."""
     check_spec(spec)
     path = Path(root) / "_cache" / "diffusion" / f"{spec.data}-{spec.process}-{spec_key(spec, seed)}.pt"
-    blob = cached_torch(path, lambda: train(spec, seed, log, cache_path=path))
+    blob = cached_torch(path, lambda: train(spec, seed, log, cache_path=path, root=root))
     step = spec.steps if step is None else step
     if step not in blob["snapshots"]:
         raise ConfigError(f"no snapshot at step {step}; this spec keeps {sorted(blob['snapshots'])}")

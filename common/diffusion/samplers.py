@@ -32,6 +32,9 @@ class Guided:
         if rule.needs_uncond and not getattr(model, "has_uncond", False):
             raise ConfigError(f"guidance rule {type(rule).__name__} at scale {rule.scale:g} needs the unconditional "
                               "prediction, but the model was trained without label dropout (p_uncond = 0)")
+        if rule.needs_cond and not getattr(model, "has_cond", True):
+            raise ConfigError(f"guidance rule {type(rule).__name__} at scale {rule.scale:g} needs the conditional "
+                              "prediction, but the model is unconditional (p_uncond = 1)")
         self.model, self.process, self.param, self.rule = model, process, param, rule
         self.labels, self.null = labels, model.n_classes
         self.evals = 0

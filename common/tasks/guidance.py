@@ -15,9 +15,9 @@ import torch
 
 from optrepro.config import BaseConfig
 from optrepro.diffusion.guidance import make_rule
-from optrepro.diffusion.metrics import digits_metrics, mixture_metrics
+from optrepro.diffusion.metrics import digits_metrics, classwise_sw, mixture_metrics
 from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
-from optrepro.diffusion.models import ModelSpec, check_spec, n_classes, trained_denoiser
+from optrepro.diffusion.models import ModelSpec, UncondSwap, check_spec, n_classes, trained_denoiser
 from optrepro.diffusion.process import Process
 from optrepro.diffusion.samplers import SAMPLERS, sample
 from optrepro.errors import ConfigError
@@ -42,6 +42,22 @@ class GuidanceConfig(BaseConfig):
     """grid: custom only: the steps + 1 decreasing times, ending at 0."""
     per_class: int = 45
     figure_per_class: int = 8
+    uncond_from: str = "own"
+    """The unconditional branch: own (the model's) | exact (mixture only: the closed-form unconditional
+    mixture) | model (`uncond_model`, trained and cached per seed: Unconditional Priors Matter's swap)."""
+    uncond_model: ModelSpec = field(default_factory=ModelSpec)
+    """uncond_from: model only: the model whose 'no label' prediction replaces the model's own."""
+    score_as: str = "class"
+    """Mixture only: class (each sample against its intended class) | unconditional (all samples against the
+    whole mixture: for unconditional sampling, scale 0)."""
+    guided_reference: bool = False
+    """Mixture only: also sample the exact model under the same rule, sampler, grid and labels, and report
+    `sw_guided`, the sliced W2 to those samples: the error due to the model alone (guidance moves even a
+    perfect model's samples away from p(x | c), which `sw` measures)."""
+
+
+UNCOND_FROM = ("own", "exact", "model")
+SCORE_AS = ("class", "unconditional")
 
 
 def preflight(cfg: GuidanceConfig) -> None:
@@ -57,19 +73,40 @@ def preflight(cfg: GuidanceConfig) -> None:
                           "model is trained without label dropout (model.p_uncond = 0)")
     if cfg.snapshot and cfg.snapshot not in cfg.model.snapshots + [cfg.model.steps]:
         raise ConfigError(f"snapshot {cfg.snapshot} is not kept; model.snapshots = {cfg.model.snapshots}")
+    if cfg.uncond_from not in UNCOND_FROM:
+        raise ConfigError(f"uncond_from '{cfg.uncond_from}' unknown; valid: {', '.join(UNCOND_FROM)}")
+    if cfg.score_as not in SCORE_AS:
+        raise ConfigError(f"score_as '{cfg.score_as}' unknown; valid: {', '.join(SCORE_AS)}")
+    if cfg.model.data != "mixture" and (cfg.uncond_from == "exact" or cfg.score_as != "class" or cfg.guided_reference):
+        raise ConfigError("uncond_from: exact, score_as: unconditional and guided_reference need data: mixture")
+    if cfg.uncond_from == "model":
+        check_spec(cfg.uncond_model)
+        for k in ("data", "process", "param"):
+            if getattr(cfg.uncond_model, k) != getattr(cfg.model, k):
+                raise ConfigError(f"uncond_model.{k} is {getattr(cfg.uncond_model, k)!r} but model.{k} is "
+                                  f"{getattr(cfg.model, k)!r}: the swapped branch must predict the same thing")
+        if cfg.uncond_model.p_uncond == 0:
+            raise ConfigError("uncond_model has no unconditional branch (p_uncond = 0)")
     if cfg.per_class < 2:
         raise ConfigError(f"per_class must be >= 2, got {cfg.per_class}")
 
 
 def load_model(cfg: GuidanceConfig, ctx):
-    """(model, process, info) for a config; trains and caches under the runs root on first use."""
+    """(model, process, info) for a config; trains and caches under the runs root on first use. With
+    `uncond_from` other than own, the unconditional branch is swapped (common.diffusion.models.UncondSwap)."""
     process = Process(cfg.model.process)
-    if cfg.exact:
-        return ExactDenoiser(GaussianMixture.ring(), process, cfg.model.param), process, {"train_loss": 0.0}
     root = getattr(ctx, "out_root", None) or Path("runs")
-    log = (lambda s, loss: ctx.log(s, train_loss=loss)) if cfg.snapshot in (0, cfg.model.steps) else None
-    net, info = trained_denoiser(cfg.model, cfg.seed, root, cfg.snapshot or None, log=log)
-    return net, process, {"train_loss": info["final_loss"]}
+    if cfg.exact:
+        net, info = ExactDenoiser(GaussianMixture.ring(), process, cfg.model.param), {"train_loss": 0.0}
+    else:
+        log = (lambda s, loss: ctx.log(s, train_loss=loss)) if cfg.snapshot in (0, cfg.model.steps) else None
+        net, blob = trained_denoiser(cfg.model, cfg.seed, root, cfg.snapshot or None, log=log)
+        info = {"train_loss": blob["final_loss"]}
+    if cfg.uncond_from == "exact":
+        net = UncondSwap(net, ExactDenoiser(GaussianMixture.ring(), process, cfg.model.param))
+    elif cfg.uncond_from == "model":
+        net = UncondSwap(net, trained_denoiser(cfg.uncond_model, cfg.seed, root)[0])
+    return net, process, info
 
 
 def run(cfg: GuidanceConfig, ctx) -> dict:
@@ -91,9 +128,15 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
     finite = [v for v in rule.trace if v == v]
     trace = {"trace": sum(finite) / len(finite)} if finite else {}  # the per-step series' mean, for result.json
     if mix:
-        out = mixture_metrics(x, labels, mix, torch.Generator().manual_seed(20_000 + cfg.seed))
+        scored = labels if cfg.score_as == "class" else torch.full_like(labels, k)  # k: "no label", any mode
+        out = mixture_metrics(x, scored, mix, torch.Generator().manual_seed(20_000 + cfg.seed))
     else:
         out = digits_metrics(x, labels, getattr(ctx, "out_root", None) or Path("runs"))
+    if cfg.guided_reference:
+        perfect = ExactDenoiser(mix, process, cfg.model.param)
+        ref, _ = sample(perfect, process, cfg.model.param, make_rule(cfg.rule, cfg.scale, cfg.rule_args), times,
+                        labels, torch.Generator().manual_seed(30_000 + cfg.seed), cfg.sampler, shape=shape, dtype=dtype)
+        out["sw_guided"] = classwise_sw(x, ref, labels) if torch.isfinite(x).all() else float("nan")
     keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(k)])
     atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep],
                                                      "data": cfg.model.data})
