@@ -25,6 +25,7 @@ from optrepro import checkpoint
 from optrepro.io import cached_torch
 
 ARCHS = ("mlp", "unet")
+OBJECTIVES = ("dsm", "gft")
 FULL_SCALE = {"imagenet64": "ImageNet 64x64 class-conditional diffusion model",
               "imagenet256": "ImageNet 256x256 class-conditional latent model",
               "text2image": "a text-to-image model such as Stable Diffusion"}
@@ -46,6 +47,12 @@ class ModelSpec:
     ema: float = 0.999
     snapshots: list = field(default_factory=list)
     """Extra steps whose EMA weights are kept (the last step always is)."""
+    objective: str = "dsm"
+    """dsm: the denoising loss with label dropout (CFG's training) | gft: Guidance-Free Training (Chen et
+    al. 2025): the network takes β and is trained so that β ε(x|c,β) + (1 - β) sg[ε(x|∅)] fits the target
+    (mlp only)."""
+    beta_range: list = field(default_factory=lambda: [0.0, 1.0])
+    """gft: β is drawn uniformly from this [low, high] per training example."""
     init: dict = field(default_factory=dict)
     """Fine-tuning: the spec (same data, arch and width) of a base model whose last EMA weights, for the
     same seed, start this training ({}: from scratch). The base is trained and cached on first use."""
@@ -67,6 +74,14 @@ def check_spec(m: ModelSpec) -> None:
         raise ConfigError(f"p_uncond must be in [0, 1] (1: an unconditional model), got {m.p_uncond}")
     if m.steps < 1 or any(not 0 < s <= m.steps for s in m.snapshots):
         raise ConfigError(f"need steps >= 1 and snapshots in (0, steps], got {m.steps}, {m.snapshots}")
+    if m.objective not in OBJECTIVES:
+        raise ConfigError(f"objective '{m.objective}' unknown; valid: {', '.join(OBJECTIVES)}")
+    if m.objective == "gft":
+        if m.arch != "mlp":
+            raise ConfigError("objective gft needs arch mlp (the UNet has no temperature input)")
+        if not (len(m.beta_range) == 2 and 0 <= m.beta_range[0] < m.beta_range[1] <= 1) or m.p_uncond in (0, 1):
+            raise ConfigError(f"objective gft needs 0 <= beta_range[0] < beta_range[1] <= 1 and 0 < p_uncond < 1 "
+                              f"(it learns the unconditional branch too), got {m.beta_range}, {m.p_uncond}")
     if m.init:
         base = base_spec(m)
         check_spec(base)
@@ -93,16 +108,22 @@ def _time_embedding(t, dim: int):
 
 
 class MLPDenoiser(nn.Module):
-    def __init__(self, dim: int, n_classes: int, width: int = 256, temb: int = 64, has_uncond: bool = True):
+    def __init__(self, dim: int, n_classes: int, width: int = 256, temb: int = 64, has_uncond: bool = True,
+                 beta_input: bool = False):
         super().__init__()
         self.n_classes, self.has_uncond, self.temb = n_classes, has_uncond, temb
         self.cemb = nn.Embedding(n_classes + 1, temb)
         self.net = nn.Sequential(nn.Linear(dim + temb, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
                                  nn.Linear(width, width), nn.SiLU(), nn.Linear(width, dim))
         self.tproj = nn.Sequential(nn.Linear(temb, temb), nn.SiLU(), nn.Linear(temb, temb))
+        self.beta_input = beta_input  # GFT's temperature input (built last: the other layers' init is unchanged)
+        self.bproj = nn.Sequential(nn.Linear(temb, temb), nn.SiLU(), nn.Linear(temb, temb)) if beta_input else None
 
-    def forward(self, x, t, c):
+    def forward(self, x, t, c, beta=None):
         h = self.tproj(_time_embedding(t, self.temb)) + self.cemb(c)
+        if self.beta_input:
+            beta = torch.ones(len(x)) if beta is None else torch.as_tensor(beta, dtype=torch.float32).expand(len(x))
+            h = h + self.bproj(_time_embedding(beta, self.temb))
         return self.net(torch.cat([x.float(), h], 1)).to(x.dtype)
 
 
@@ -120,6 +141,38 @@ class UNetDenoiser(nn.Module):
         return self.net(x.float(), 1000.0 * t.float(), class_labels=c).sample.to(x.dtype)
 
 
+def gft_implied(sampling_pred, uncond_pred, beta):
+    """GFT's implicit conditional prediction β ε^s + (1 - β) ε^u (any prediction affine in ε at fixed x, t)."""
+    b = torch.as_tensor(beta, dtype=sampling_pred.dtype).reshape(-1, *([1] * (sampling_pred.dim() - 1)))
+    return b * sampling_pred + (1 - b) * uncond_pred
+
+
+def gft_loss(net, xt, t, c, beta, target, null: int):
+    """Guidance-Free Training's loss: the denoising loss of the implicit conditional model
+    β ε_θ(x|c, β) + (1 - β) sg[ε_θ(x|∅, 1)]; rows with c = ∅ carry β = 1, i.e. the plain unconditional loss.
+    Its minimiser has ε_θ(x|c, β) = ε^u + (ε^c - ε^u) / β: CFG at scale γ = 1 / β in one evaluation."""
+    pred = net(xt, t, c, beta)
+    with torch.no_grad():
+        uncond = net(xt, t, torch.full_like(c, null), torch.ones_like(beta))
+    return (gft_implied(pred, uncond, beta) - target).pow(2).mean()
+
+
+class AtTemperature(nn.Module):
+    """A GFT network sampled at temperature β: forward(x, t, c) = ε_θ(x|c, β) (one evaluation: sample it
+    with CFG at scale 1, the conditional branch alone). The 'no label' query keeps β = 1."""
+
+    def __init__(self, net: nn.Module, beta: float):
+        super().__init__()
+        if not 0 < beta <= 1:
+            raise ConfigError(f"GFT temperature beta must be in (0, 1], got {beta}")
+        self.net, self.beta = net, float(beta)
+        self.n_classes, self.has_uncond = net.n_classes, net.has_uncond
+
+    def forward(self, x, t, c):
+        beta = torch.where(c == self.n_classes, 1.0, self.beta)
+        return self.net(x, t, c, beta)
+
+
 def n_classes(data: str) -> int:
     """Number of labels of a dataset (the 'no label' index is this number)."""
     return GaussianMixture.ring().n_classes if data == "mixture" else 10
@@ -128,7 +181,7 @@ def n_classes(data: str) -> int:
 def build(spec: ModelSpec) -> nn.Module:
     has_uncond = spec.p_uncond > 0
     if spec.arch == "mlp":
-        net = MLPDenoiser(2, n_classes(spec.data), spec.width, has_uncond=has_uncond)
+        net = MLPDenoiser(2, n_classes(spec.data), spec.width, has_uncond=has_uncond, beta_input=spec.objective == "gft")
     else:
         net = UNetDenoiser(n_classes(spec.data), spec.width, has_uncond=has_uncond)
     net.has_cond = spec.p_uncond < 1  # p_uncond = 1: an unconditional model, its class embeddings untrained
@@ -171,8 +224,13 @@ def digits_tensors(split: str = "train"):
     return torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8), torch.as_tensor(y, dtype=torch.long)
 
 
+KEY_DEFAULTS = {"objective": "dsm", "beta_range": [0.0, 1.0], "init": {}}
+"""Fields added after models were first cached: left out of the key at their default, so older caches stay valid."""
+
+
 def spec_key(spec: ModelSpec, seed: int) -> str:
-    blob = json.dumps({**asdict(spec), "seed": seed, "v": 1}, sort_keys=True)
+    d = {k: v for k, v in asdict(spec).items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
+    blob = json.dumps({**d, "seed": seed, "v": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -212,7 +270,13 @@ def train(spec: ModelSpec, seed: int, log=None, cache_path=None, root=None) -> d
         t = lo + (hi - lo) * torch.rand(spec.batch, generator=gen, dtype=torch.float64)
         eps = torch.randn(x0.shape, generator=gen)
         xt = process.noisy(x0, eps, t).float()
-        loss = (net(xt, t.float(), c) - process.target(x0, eps, t, spec.param).float()).pow(2).mean()
+        target = process.target(x0, eps, t, spec.param).float()
+        if spec.objective == "gft":
+            lo_b, hi_b = spec.beta_range
+            beta = lo_b + (hi_b - lo_b) * torch.rand(spec.batch, generator=gen)
+            loss = gft_loss(net, xt, t.float(), c, torch.where(drop, torch.ones_like(beta), beta), target, null)
+        else:
+            loss = (net(xt, t.float(), c) - target).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -17,7 +17,7 @@ from optrepro.config import BaseConfig
 from optrepro.diffusion.guidance import make_rule
 from optrepro.diffusion.metrics import digits_metrics, classwise_sw, mixture_metrics
 from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
-from optrepro.diffusion.models import ModelSpec, UncondSwap, check_spec, n_classes, trained_denoiser
+from optrepro.diffusion.models import AtTemperature, ModelSpec, UncondSwap, check_spec, n_classes, trained_denoiser
 from optrepro.diffusion.process import Process
 from optrepro.diffusion.samplers import SAMPLERS, sample
 from optrepro.errors import ConfigError
@@ -50,6 +50,10 @@ class GuidanceConfig(BaseConfig):
     score_as: str = "class"
     """Mixture only: class (each sample against its intended class) | unconditional (all samples against the
     whole mixture: for unconditional sampling, scale 0)."""
+    temperature: float = 0.0
+    """GFT models (model.objective: gft) only: sample ε(x | c, β) at β = temperature with one evaluation per
+    step (rule cfg at scale 1); its target is CFG at γ = 1 / β (what guided_reference compares with).
+    0: not a temperature row."""
     guided_reference: bool = False
     """Mixture only: also sample the exact model under the same rule, sampler, grid and labels, and report
     `sw_guided`, the sliced W2 to those samples: the error due to the model alone (guidance moves even a
@@ -87,6 +91,12 @@ def preflight(cfg: GuidanceConfig) -> None:
                                   f"{getattr(cfg.model, k)!r}: the swapped branch must predict the same thing")
         if cfg.uncond_model.p_uncond == 0:
             raise ConfigError("uncond_model has no unconditional branch (p_uncond = 0)")
+    if cfg.temperature:
+        if cfg.model.objective != "gft" or cfg.exact:
+            raise ConfigError("temperature needs a GFT-trained model (model.objective: gft, exact: false)")
+        if not 0 < cfg.temperature <= 1 or cfg.rule != "cfg" or cfg.scale != 1.0:
+            raise ConfigError(f"temperature must be in (0, 1] with rule cfg at scale 1 (one evaluation per step), got "
+                              f"temperature {cfg.temperature}, rule {cfg.rule} at scale {cfg.scale}")
     if cfg.per_class < 2:
         raise ConfigError(f"per_class must be >= 2, got {cfg.per_class}")
 
@@ -102,6 +112,8 @@ def load_model(cfg: GuidanceConfig, ctx):
         log = (lambda s, loss: ctx.log(s, train_loss=loss)) if cfg.snapshot in (0, cfg.model.steps) else None
         net, blob = trained_denoiser(cfg.model, cfg.seed, root, cfg.snapshot or None, log=log)
         info = {"train_loss": blob["final_loss"]}
+    if cfg.temperature:
+        net = AtTemperature(net, cfg.temperature)
     if cfg.uncond_from == "exact":
         net = UncondSwap(net, ExactDenoiser(GaussianMixture.ring(), process, cfg.model.param))
     elif cfg.uncond_from == "model":
@@ -134,7 +146,8 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
         out = digits_metrics(x, labels, getattr(ctx, "out_root", None) or Path("runs"))
     if cfg.guided_reference:
         perfect = ExactDenoiser(mix, process, cfg.model.param)
-        ref, _ = sample(perfect, process, cfg.model.param, make_rule(cfg.rule, cfg.scale, cfg.rule_args), times,
+        target = make_rule("cfg", 1 / cfg.temperature) if cfg.temperature else make_rule(cfg.rule, cfg.scale, cfg.rule_args)
+        ref, _ = sample(perfect, process, cfg.model.param, target, times,
                         labels, torch.Generator().manual_seed(30_000 + cfg.seed), cfg.sampler, shape=shape, dtype=dtype)
         out["sw_guided"] = classwise_sw(x, ref, labels) if torch.isfinite(x).all() else float("nan")
     keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(k)])
