@@ -82,6 +82,12 @@ class GaussianMixture:
         w = self.component_weights(c)
         return torch.logsumexp(torch.log(w.clamp_min(1e-300)) + self._log_comp(x, a, s), 1)
 
+    def class_log_posterior(self, x, c) -> torch.Tensor:
+        """log p(c | x) of clean data x under a uniform class prior (differentiable in x): the exact classifier."""
+        c = torch.as_tensor(c).reshape(-1).expand(len(x))
+        null = torch.full_like(c, self.n_classes)
+        return self.log_prob(x, c) - self.log_prob(x, null) - math.log(self.n_classes)
+
     def posterior_mean(self, x, t, c, process: Process) -> torch.Tensor:
         """E[x0 | x_t = x, c], exactly."""
         x = torch.as_tensor(x, dtype=torch.float64)

@@ -84,13 +84,8 @@ def sample(model, process: Process, param: str, rule: Rule, times: torch.Tensor,
         if tn == 0.0:
             x = x0
             continue
-        if sampler == "ddim":
-            x = a(tn) * x0 + s(tn) * eps
-        elif sampler == "ddpm":
-            s2_ts = s(t) ** 2 - (a(t) / a(tn)) ** 2 * s(tn) ** 2  # variance of x_t given x_tn
-            var = s2_ts * s(tn) ** 2 / s(t) ** 2  # posterior variance of x_tn given x_t, x0
-            z = torch.randn(x.shape, generator=gen, dtype=x.dtype)
-            x = a(tn) * x0 + max(s(tn) ** 2 - var, 0.0) ** 0.5 * eps + var ** 0.5 * z
+        if sampler in ("ddim", "ddpm"):
+            x = posterior_step(process, x0, eps, t, tn, sampler == "ddpm", gen)
         elif sampler in ("euler", "midpoint", "heun"):
             v = _velocity(process, x0, eps, t)
             if sampler == "euler":
@@ -109,6 +104,26 @@ def sample(model, process: Process, param: str, rule: Rule, times: torch.Tensor,
             _, eps2 = g(a(tn) * xe, tn, i)
             x = a(tn) * (xh + (rn - r) * 0.5 * (eps + eps2))
     return x, {"nfe": g.evals / n}
+
+
+def posterior_step(process: Process, x0, eps, t: float, tn: float, ancestral: bool, gen: torch.Generator):
+    """x at tn < t from the estimates (x̂0, ε̂) at t: DDIM (deterministic) or, with `ancestral`, a draw from the
+    DDPM posterior q(x_tn | x_t, x̂0) (one normal draw from `gen`)."""
+    a, s = float(process.alpha(tn)), float(process.sigma(tn))
+    if not ancestral:
+        return a * x0 + s * eps
+    at, st = float(process.alpha(t)), float(process.sigma(t))
+    s2_ts = st ** 2 - (at / a) ** 2 * s ** 2  # variance of x_t given x_tn
+    var = s2_ts * s ** 2 / st ** 2  # posterior variance of x_tn given x_t, x0
+    z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+    return a * x0 + max(s ** 2 - var, 0.0) ** 0.5 * eps + var ** 0.5 * z
+
+
+def renoise(process: Process, x, tn: float, t: float, gen: torch.Generator):
+    """A draw from the forward transition q(x_t | x_tn) (t > tn): the 'time travel' of recurrent guidance."""
+    a = float(process.alpha(t)) / float(process.alpha(tn))
+    var = float(process.sigma(t)) ** 2 - a ** 2 * float(process.sigma(tn)) ** 2
+    return a * x + max(var, 0.0) ** 0.5 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
 
 
 def _velocity(process: Process, x0, eps, t: float):
