@@ -98,7 +98,7 @@ def _sw(mix, x, labels, seed):
 def run(cfg: Config, ctx) -> dict:
     ctx.no_checkpoint("a run samples for seconds; the search is repeated from its tuning seed")
     mix, process = GaussianMixture.ring(), Process(cfg.process)
-    params = start(cfg) if cfg.search else cfg.params
+    params = TFGParams(rho=0.0, mu=0.0, sigma=0.0) if cfg.conditional else start(cfg) if cfg.search else cfg.params
     if cfg.search:
         def score(q):
             x, labels, _ = _draw(cfg, mix, process, q, cfg.tune_per_class, 1000 + cfg.seed)
