@@ -19,6 +19,8 @@ in one process (the simulated mode) or M / W of them in each of W processes.
   inner phase computes, so the averaged outer gradient of round t is only available at the end of
   round t + 1. `delayed` steps with that stale average; `eager` steps with a mixture in which the
   worker's own term is already current.
+- `CO2` (Sun et al., 2024): the delayed overlap with the authors' outer step: heavy-ball momentum
+  on the outer gradient divided by a staleness gap penalty, the momentum clipped elementwise.
 - `NoLoCo` (Kolehmainen et al., 2025): no global collective at all; after each inner phase every
   worker averages with a random small group (a pair) and steps its own copy of the global
   parameters with a momentum update that also pulls it toward the group.
@@ -207,6 +209,50 @@ class OverlappedDiLoCo(DiLoCo):
         self.t = int(sd["t"])
         self.prev_mean = [t.clone() for t in sd["prev_mean"]]
         self.prev_own = [[t.clone() for t in ts] for ts in sd["prev_own"]]
+
+
+class CO2(OverlappedDiLoCo):
+    """CO2 (Sun, Qin, Sun, Li, Li, Shen, Qiao and Zhong, 2024, "CO2: Efficient Distributed Training with
+    Full Communication-Computation Overlap"): local updating with the outer all-reduce fully overlapped
+    with the next round (`delayed`: round t's average is applied at the end of round t + 1), and the
+    outer step of the authors' released code (fairscale-CO2, `_perform_local_optimization`):
+
+        m <- mu m + U / lambda;   m <- clamp(m, -c, c) (c > 0);   theta <- theta - alpha m
+
+    with U the average of the previous round's outer gradients, lambda the staleness gap penalty and
+    c the outer momentum clipping threshold. (The released code calls torch.clamp out of place and
+    discards the result, so it never clips; here the clip is applied.) With lambda = 1 and c = 0 this
+    is the delayed overlap with heavy-ball outer momentum. Communication: one all-reduce per round."""
+
+    def __init__(self, model: nn.Module, make_inner: Callable, comm: Comm, workers: list[int], sync_every: int,
+                 outer_lr: float = 1.0, outer_momentum: float = 0.5, gap_penalty: float = 1.0, clip: float = 0.0):
+        if not gap_penalty > 0 or clip < 0:
+            raise ValueError(f"gap_penalty must be > 0 and clip >= 0 (0: none), got {gap_penalty}, {clip}")
+        super().__init__(model, make_inner, comm, workers, sync_every, outer_lr, outer_momentum, nesterov=False,
+                         mode="delayed")
+        self.alpha, self.mu, self.lam, self.clip = float(outer_lr), float(outer_momentum), float(gap_penalty), float(clip)
+        self.bufs = [[torch.zeros_like(p) for p in model.parameters()] for _ in self.workers]
+
+    def sync(self) -> None:
+        own = self.pseudo_gradients()
+        mean = self.comm.mean(own)  # in flight during the next round
+        with torch.no_grad():
+            for c, r, bufs in zip(self.copies, self.replicas, self.bufs):
+                for p, b, u in zip(c.parameters(), bufs, self.prev_mean):
+                    b.mul_(self.mu).add_(u, alpha=1 / self.lam)
+                    if self.clip > 0:
+                        b.clamp_(-self.clip, self.clip)
+                    p.sub_(b, alpha=self.alpha)
+                for q, p in zip(r.parameters(), c.parameters()):
+                    q.copy_(p)
+        self.prev_mean, self.prev_own = [m.clone() for m in mean], own
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "bufs": self.bufs}
+
+    def load_state_dict(self, sd: dict) -> None:
+        super().load_state_dict(sd)
+        self.bufs = [[t.clone() for t in ts] for ts in sd["bufs"]]
 
 
 class NoLoCo(DiLoCo):

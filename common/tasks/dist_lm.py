@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from optrepro.dist.comm import Comm
-from optrepro.dist.localsgd import DataParallel, DiLoCo, NoLoCo, OverlappedDiLoCo
+from optrepro.dist.localsgd import CO2, DataParallel, DiLoCo, NoLoCo, OverlappedDiLoCo
 from optrepro.dist.world import local_workers, worker_generator, world
 from optrepro.errors import ConfigError, Diverged
 from optrepro.models import tiny_gpt
@@ -30,7 +30,7 @@ from optrepro.tasks import charlm
 distributed = True
 """Runs under `--launcher torchrun --nproc N` (workers split over the processes)."""
 
-METHODS = ("sync", "diloco", "noloco")
+METHODS = ("sync", "diloco", "noloco", "co2")
 DATA = ("iid", "shards")
 OVERLAPS = ("none",) + OverlappedDiLoCo.MODES
 
@@ -40,7 +40,9 @@ class DistLMConfig(charlm.CharLMConfig):
     method: str = "diloco"
     """sync (gradients averaged every step) | diloco (inner steps, then an outer step) | noloco (inner
     steps, then each worker averages with a random group of `group_size` and takes its own outer
-    step: common.dist.localsgd.NoLoCo; outer_nesterov does not apply)."""
+    step: common.dist.localsgd.NoLoCo; outer_nesterov does not apply) | co2 (inner steps, the outer
+    all-reduce overlapped with the next round, heavy-ball outer momentum with `gap_penalty` and
+    `clip`: common.dist.localsgd.CO2; outer_nesterov does not apply)."""
     workers: int = 4
     """M: replicas, each with its own data; split over --nproc processes under torchrun."""
     sync_every: int = 50
@@ -50,6 +52,10 @@ class DistLMConfig(charlm.CharLMConfig):
     outer_nesterov: bool = True
     group_size: int = 2
     """noloco: workers per averaging group (1: no communication; `workers`: all of them)."""
+    gap_penalty: float = 1.0
+    """co2: the staleness gap penalty lambda (the outer gradient is divided by it)."""
+    clip: float = 0.0
+    """co2: elementwise clip of the outer momentum (0: none)."""
     overlap: str = "none"
     """diloco only: none (blocking outer step) | delayed (the outer all-reduce overlaps the next round,
     its average applied one round late) | eager (the same, with the worker's own outer gradient
@@ -74,10 +80,12 @@ def preflight(cfg: DistLMConfig) -> None:
         raise ConfigError("the distributed task counts train.steps per worker; tokens/flops budgets are not supported")
     if cfg.method == "noloco" and (cfg.group_size < 1 or cfg.workers % cfg.group_size):
         raise ConfigError(f"group_size ({cfg.group_size}) must be >= 1 and divide workers ({cfg.workers})")
-    if cfg.method in ("diloco", "noloco") and cfg.train.steps % cfg.sync_every:
+    if cfg.method == "co2" and not (cfg.gap_penalty > 0 and cfg.clip >= 0):
+        raise ConfigError(f"gap_penalty must be > 0 and clip >= 0 (0: none), got {cfg.gap_penalty}, {cfg.clip}")
+    if cfg.method in ("diloco", "noloco", "co2") and cfg.train.steps % cfg.sync_every:
         raise ConfigError(f"train.steps ({cfg.train.steps}) must be a multiple of sync_every ({cfg.sync_every}): "
                           f"the model is evaluated after an outer step")
-    if cfg.method in ("diloco", "noloco") and cfg.train.eval_every % cfg.sync_every:
+    if cfg.method in ("diloco", "noloco", "co2") and cfg.train.eval_every % cfg.sync_every:
         raise ConfigError(f"train.eval_every ({cfg.train.eval_every}) must be a multiple of sync_every "
                           f"({cfg.sync_every}) for {cfg.method}")
     if not (cfg.outer_lr > 0 and 0 <= cfg.outer_momentum < 1):
@@ -100,6 +108,9 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
     if cfg.method == "diloco" and cfg.overlap != "none":
         alg = OverlappedDiLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
                                cfg.outer_nesterov, mode=cfg.overlap)
+    elif cfg.method == "co2":
+        alg = CO2(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum, cfg.gap_penalty,
+                  cfg.clip)
     elif cfg.method == "noloco":
         alg = NoLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
                      cfg.group_size, seed=cfg.seed)
