@@ -1,7 +1,7 @@
 """The torchrun launcher against the simulated workers: `repro run diloco_2023 lm --scale smoke
 --launcher torchrun --nproc 2` (2 gloo processes, one worker each) gives the simulated run's numbers
 bit for bit, its logs and communication counts included (and so do eager_diloco_2025's overlapped
-rows, co2_2024's and noloco_2025's pairs, whose workers keep their own copies); with 2 workers per process the sums are
+rows and co2_2024's, and noloco_2025's pairs, whose workers keep their own copies); with 2 workers per process the sums are
 added in another order, so the numbers agree to float rounding; a 2-process run killed halfway
 resumes to the uninterrupted result; and what cannot run over processes exits 2 before starting."""
 import json
