@@ -109,7 +109,7 @@ def _post_local_sgd(w, steps):
         opt.zero_grad()
         loss_of(model, w.rank, s).backward()
         opt.step()
-    return [p.detach().clone() for p in model.parameters()]
+    return [p.detach().numpy().copy() for p in model.parameters()]  # numpy: pickled by value through the queue
 
 
 def test_local_sgd_row_is_torch_post_local_sgd():
@@ -120,4 +120,4 @@ def test_local_sgd_row_is_torch_post_local_sgd():
         ours.step(lambda w, model, s=s: loss_of(model, w, s))
     for r in ranks:
         for a, b in zip(ours.eval_model.parameters(), r):
-            torch.testing.assert_close(a.detach(), b, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(a.detach(), torch.from_numpy(b), rtol=1e-12, atol=1e-14)
