@@ -29,13 +29,17 @@ class Comm:
         self.calls = 0
         self.control_bytes = 0
 
-    def _reduce(self, buffers: list[torch.Tensor]) -> torch.Tensor:
+    def _sum(self, buffers: list[torch.Tensor]) -> torch.Tensor:
+        """The sum over all workers: this process's buffers in worker order, then across processes."""
         total = buffers[0].clone()
         for b in buffers[1:]:
             total += b
         if self.w.distributed:
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total / self.n
+        return total
+
+    def _reduce(self, buffers: list[torch.Tensor]) -> torch.Tensor:
+        return self._sum(buffers) / self.n
 
     def mean(self, per_worker: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         """The mean over all workers of each tensor position; `per_worker` holds this process's

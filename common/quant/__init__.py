@@ -64,6 +64,14 @@ def linear_map(bits: int = 4, signed: bool = False, zero: bool = True) -> torch.
     return torch.linspace(0, 1, n) if zero else torch.linspace(0, 1, n + 1)[1:]
 
 
+def symmetric_map(bits: int) -> torch.Tensor:
+    """The symmetric uniform grid k / (2^(bits-1) - 1), |k| <= 2^(bits-1) - 1 (2^bits - 1 values, zero
+    included): block-wise absmax quantization onto it is the usual signed integer quantization
+    (int8: round(127 x / absmax)), as ZeRO++ communicates weights and gradients."""
+    q = 2 ** (bits - 1) - 1
+    return torch.arange(-q, q + 1, dtype=torch.float32) / q
+
+
 @dataclass
 class Quantized:
     """A quantized tensor: `codes` (uint8, packed two per byte for 4 bits), `scale` (one float32 per

@@ -1,5 +1,6 @@
 """The tiny GPT language-model task (common.tasks.charlm) trained by M workers: synchronous data
-parallelism, DiLoCo (blocking or overlapped) or NoLoCo (common.dist.localsgd), simulated in one
+parallelism, DiLoCo (blocking or overlapped), CO2 or NoLoCo (common.dist.localsgd), or ZeRO-3 with
+ZeRO++'s quantized and hierarchical collectives (common.dist.zero), simulated in one
 process or spread over torchrun's processes with the same numbers (tests/dist).
 
 Each worker draws its own batches (`train.batch_size` windows per step, seeded by seed, worker and
@@ -9,7 +10,9 @@ same workers and steps processes the same tokens. Reported: the validation loss 
 model (worker 0's copy where workers keep their own), the algorithm's communication per worker
 counted at the collectives (`comm_mib`, payload into all-reduces or group exchanges; `comm_rounds`),
 NoLoCo's `weight_std` (how far the workers' copies drift apart), the tokens processed and the model's non-embedding parameters
-(`n_params`, what scaling fits use)."""
+(`n_params`, what scaling fits use). ZeRO rows count the volume of their gathers and reduce-scatters
+for the whole model (`comm_mib`), the part that crosses nodes (`cross_mib`) and hpZ's extra memory
+(`secondary_mib`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,6 +24,7 @@ from torch import nn
 from optrepro.dist.comm import Comm
 from optrepro.dist.localsgd import CO2, DataParallel, DiLoCo, NoLoCo, OverlappedDiLoCo
 from optrepro.dist.world import local_workers, worker_generator, world
+from optrepro.dist.zero import Zero3
 from optrepro.errors import ConfigError, Diverged
 from optrepro.models import tiny_gpt
 from optrepro.optim import build_optimizer, make_scheduler
@@ -30,7 +34,7 @@ from optrepro.tasks import charlm
 distributed = True
 """Runs under `--launcher torchrun --nproc N` (workers split over the processes)."""
 
-METHODS = ("sync", "diloco", "noloco", "co2")
+METHODS = ("sync", "diloco", "noloco", "co2", "zero3")
 DATA = ("iid", "shards")
 OVERLAPS = ("none",) + OverlappedDiLoCo.MODES
 
@@ -42,7 +46,9 @@ class DistLMConfig(charlm.CharLMConfig):
     steps, then each worker averages with a random group of `group_size` and takes its own outer
     step: common.dist.localsgd.NoLoCo; outer_nesterov does not apply) | co2 (inner steps, the outer
     all-reduce overlapped with the next round, heavy-ball outer momentum with `gap_penalty` and
-    `clip`: common.dist.localsgd.CO2; outer_nesterov does not apply)."""
+    `clip`: common.dist.localsgd.CO2; outer_nesterov does not apply) | zero3 (sync's arithmetic with
+    parameters, gradients and optimizer state partitioned over the workers, and ZeRO++'s options
+    quant_weights, hierarchical, quant_grads: common.dist.zero.Zero3)."""
     workers: int = 4
     """M: replicas, each with its own data; split over --nproc processes under torchrun."""
     sync_every: int = 50
@@ -56,6 +62,16 @@ class DistLMConfig(charlm.CharLMConfig):
     """co2: the staleness gap penalty lambda (the outer gradient is divided by it)."""
     clip: float = 0.0
     """co2: elementwise clip of the outer momentum (0: none)."""
+    quant_weights: bool = False
+    """zero3: ZeRO++'s qwZ (int8 weights in the all-gather)."""
+    hierarchical: bool = False
+    """zero3: ZeRO++'s hpZ (a secondary weight partition per node; the backward gather stays in the node)."""
+    quant_grads: bool = False
+    """zero3: ZeRO++'s qgZ (int4 gradients in the reduce-scatter)."""
+    node_size: int = 2
+    """zero3: workers per node (what crosses a node boundary is counted apart)."""
+    qblock: int = 256
+    """zero3: elements per quantization block (one float32 scale each)."""
     overlap: str = "none"
     """diloco only: none (blocking outer step) | delayed (the outer all-reduce overlaps the next round,
     its average applied one round late) | eager (the same, with the worker's own outer gradient
@@ -82,6 +98,11 @@ def preflight(cfg: DistLMConfig) -> None:
         raise ConfigError(f"group_size ({cfg.group_size}) must be >= 1 and divide workers ({cfg.workers})")
     if cfg.method == "co2" and not (cfg.gap_penalty > 0 and cfg.clip >= 0):
         raise ConfigError(f"gap_penalty must be > 0 and clip >= 0 (0: none), got {cfg.gap_penalty}, {cfg.clip}")
+    if cfg.method == "zero3" and (cfg.node_size < 1 or cfg.workers % cfg.node_size or cfg.qblock < 2 or cfg.qblock % 2):
+        raise ConfigError(f"node_size ({cfg.node_size}) must divide workers ({cfg.workers}) and qblock ({cfg.qblock}) "
+                          "be an even integer >= 2")
+    if cfg.method != "zero3" and (cfg.quant_weights or cfg.hierarchical or cfg.quant_grads):
+        raise ConfigError("quant_weights, hierarchical and quant_grads apply to method zero3")
     if cfg.method in ("diloco", "noloco", "co2") and cfg.train.steps % cfg.sync_every:
         raise ConfigError(f"train.steps ({cfg.train.steps}) must be a multiple of sync_every ({cfg.sync_every}): "
                           f"the model is evaluated after an outer step")
@@ -111,6 +132,9 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
     elif cfg.method == "co2":
         alg = CO2(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum, cfg.gap_penalty,
                   cfg.clip)
+    elif cfg.method == "zero3":
+        alg = Zero3(model, make_inner, comm, workers, cfg.quant_weights, cfg.hierarchical, cfg.quant_grads,
+                    cfg.node_size, cfg.qblock)
     elif cfg.method == "noloco":
         alg = NoLoCo(model, make_inner, comm, workers, cfg.sync_every, cfg.outer_lr, cfg.outer_momentum,
                      cfg.group_size, seed=cfg.seed)
@@ -134,6 +158,10 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
                "n_params": float(model.n_params())}
         if hasattr(alg, "weight_std"):  # a collective: every rank takes part
             out["weight_std"] = alg.weight_std()
+        if hasattr(alg, "sync_eval"):  # ZeRO: gather the true weights (a collective) before evaluating
+            alg.sync_eval()
+            out.update(comm_mib=(alg.cross_bytes + alg.intra_bytes) / 2**20, cross_mib=alg.cross_bytes / 2**20,
+                       secondary_mib=alg.secondary_bytes / 2**20, comm_rounds=3.0 * alg.t)
         if w.main:  # only rank 0 writes; the others skip the evaluation
             out["val_loss"] = charlm.val_loss(alg.eval_model, corpus, cfg.train.batch_size, cfg.context,
                                               cfg.eval_batches, spread)
@@ -148,7 +176,8 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
             if not math.isfinite(loss):
                 ctx.log(s, loss=loss)
                 raise Diverged(s, "loss", loss)
-            ctx.log(s, loss=loss, comm_mib=comm.bytes / 2**20)
+            sent = alg.cross_bytes + alg.intra_bytes if hasattr(alg, "sync_eval") else comm.bytes
+            ctx.log(s, loss=loss, comm_mib=sent / 2**20)
         if tc.eval_every and s % tc.eval_every == 0 and s != steps:
             ctx.log(s, **evaluate())
     final = evaluate()

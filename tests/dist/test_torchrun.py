@@ -1,7 +1,8 @@
 """The torchrun launcher against the simulated workers: `repro run diloco_2023 lm --scale smoke
 --launcher torchrun --nproc 2` (2 gloo processes, one worker each) gives the simulated run's numbers
 bit for bit, its logs and communication counts included (and so do eager_diloco_2025's overlapped
-rows and co2_2024's, and noloco_2025's pairs, whose workers keep their own copies); with 2 workers per process the sums are
+rows and co2_2024's, noloco_2025's pairs, whose workers keep their own copies, and zeropp_2023's
+sharded, quantized collectives); with 2 workers per process the sums are
 added in another order, so the numbers agree to float rounding; a 2-process run killed halfway
 resumes to the uninterrupted result; and what cannot run over processes exits 2 before starting."""
 import json
@@ -39,7 +40,8 @@ def test_torchrun_equals_simulated_bit_for_bit(cli, tmp_path):
 
 @pytest.mark.parametrize("pid,rows,rounds", [("eager_diloco_2025", ("eager@lr0.01", "delayed@lr0.01"), 2),
                                               ("noloco_2025", ("noloco@lr0.01",), 2),
-                                              ("co2_2024", ("co2@lr0.01",), 2)])
+                                              ("co2_2024", ("co2@lr0.01",), 2),
+                                              ("zeropp_2023", ("zeropp", "zero3"), 18)])
 def test_per_worker_copies_torchrun_equals_simulated(cli, tmp_path, pid, rows, rounds):
     """eager_diloco_2025 (2 workers, one per process) and noloco_2025 (4 workers in random pairs, two
     per process): each worker's own copy of the global model and outer state live in the process
