@@ -58,18 +58,24 @@ class ModelSpec:
     same seed, start this training ({}: from scratch). The base is trained and cached on first use."""
 
 
+def check_data(data: str, full_scale: dict, valid: tuple) -> None:
+    """`data` must be one of `valid` (mini scale); a key of `full_scale` (name -> the pretrained model it
+    needs) is the paper's setting, refused with a clear message (exit 2)."""
+    if data in full_scale:
+        raise ConfigError(f"data '{data}' is the paper's full-scale setting: it needs the paper's pretrained model "
+                          f"({full_scale[data]}), which this repository does not download or load yet; "
+                          "run --scale mini")
+    if data not in valid:
+        raise ConfigError(f"data '{data}' unknown; valid: {', '.join(valid)}")
+
+
 def check_spec(m: ModelSpec) -> None:
     Process(m.process)
     if m.param not in PARAMETERIZATIONS:
         raise ConfigError(f"param '{m.param}' unknown; valid: {', '.join(PARAMETERIZATIONS)}")
     if m.arch not in ARCHS:
         raise ConfigError(f"arch '{m.arch}' unknown; valid: {', '.join(ARCHS)}")
-    if m.data in FULL_SCALE:
-        raise ConfigError(f"data '{m.data}' is the paper's full-scale setting: it needs the paper's pretrained model "
-                          f"({FULL_SCALE[m.data]}), which this repository does not download or load yet; "
-                          "run --scale mini")
-    if m.data not in ("mixture", "digits"):
-        raise ConfigError(f"data '{m.data}' unknown; valid: mixture, digits")
+    check_data(m.data, FULL_SCALE, ("mixture", "digits"))
     if not 0 <= m.p_uncond <= 1:
         raise ConfigError(f"p_uncond must be in [0, 1] (1: an unconditional model), got {m.p_uncond}")
     if m.steps < 1 or any(not 0 < s <= m.steps for s in m.snapshots):

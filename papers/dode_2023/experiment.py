@@ -13,10 +13,11 @@ from optrepro.config import BaseConfig
 from optrepro.diffusion.dode import ddim, dode_sample, fit_lambdas
 from optrepro.diffusion.metrics import classwise_sw
 from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
+from optrepro.diffusion.models import check_data
 from optrepro.diffusion.process import GRIDS, Process
 from optrepro.errors import ConfigError
 
-FULL_SCALE = ("cifar10", "celeba64", "imagenet64", "lsun_bedroom")
+FULL_SCALE = {k: f"a pretrained {k} diffusion model" for k in ("cifar10", "celeba64", "imagenet64", "lsun_bedroom")}
 
 
 @dataclass
@@ -37,11 +38,7 @@ class Config(BaseConfig):
 
 
 def preflight(cfg: Config) -> None:
-    if cfg.data in FULL_SCALE:
-        raise ConfigError(f"data '{cfg.data}' is the paper's full-scale setting: it needs the paper's pretrained "
-                          "diffusion models, which this repository does not download; run --scale mini")
-    if cfg.data != "mixture":
-        raise ConfigError(f"data '{cfg.data}' unknown; valid: mixture")
+    check_data(cfg.data, FULL_SCALE, ("mixture",))
     if cfg.solver not in ("ddim", "dode"):
         raise ConfigError(f"solver '{cfg.solver}' unknown; valid: ddim, dode")
     if cfg.grid not in GRIDS or cfg.grid == "custom":

@@ -16,6 +16,7 @@ from optrepro.config import BaseConfig
 from optrepro.diffusion.figures import samples_figure as report_extra  # noqa: F401  (the report's sample figure)
 from optrepro.diffusion.metrics import classwise_sw, mixture_metrics
 from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
+from optrepro.diffusion.models import check_data
 from optrepro.diffusion.guidance import CFG
 from optrepro.diffusion.process import Process
 from optrepro.diffusion.samplers import sample
@@ -23,7 +24,7 @@ from optrepro.diffusion.tfg import SEARCHABLE, TFGParams, beam_search, tfg_sampl
 from optrepro.errors import ConfigError
 from optrepro.io import atomic_torch_save
 
-FULL_SCALE = ("cifar10", "imagenet", "celeba")
+FULL_SCALE = {k: f"a pretrained {k} diffusion model and its classifier" for k in ("cifar10", "imagenet", "celeba")}
 
 
 @dataclass
@@ -51,11 +52,7 @@ class Config(BaseConfig):
 
 
 def preflight(cfg: Config) -> None:
-    if cfg.data in FULL_SCALE:
-        raise ConfigError(f"data '{cfg.data}' is the paper's full-scale setting: it needs the paper's pretrained "
-                          "diffusion models and classifiers, which this repository does not download; run --scale mini")
-    if cfg.data != "mixture":
-        raise ConfigError(f"data '{cfg.data}' unknown; valid: mixture")
+    check_data(cfg.data, FULL_SCALE, ("mixture",))
     Process(cfg.process).grid("uniform", cfg.steps)
     if cfg.sampler not in ("ddpm", "ddim"):
         raise ConfigError(f"sampler '{cfg.sampler}' unknown; valid: ddpm, ddim")
