@@ -3,7 +3,8 @@ small classifier of the local-SGD tests (float32 here, as ZeRO's flat shards are
 - without ZeRO++'s options, sharding changes nothing: every step's parameters equal synchronous data
   parallelism's (common.dist.localsgd.DataParallel, DDP's arithmetic);
 - with qwZ the weights everybody computes with are each block's int8 rounding (error at most half a
-  step, absmax / 254), and qgZ's int4 rounding errs by at most half a step (absmax / 14);
+  step, absmax / 254), and qgZ's int4 rounding errs by at most half a step (absmax / 14); one qgZ step
+  with SGD moves each shard by minus the mean of the dequantized int4 gradients;
 - the volume counted per step is the formula: ZeRO-3 three times the model, all across nodes;
   ZeRO++ int8 weights (1 byte + 4 per block) twice, the backward one inside the node with hpZ, and
   int4 gradients (half a byte + 4 per block).
@@ -97,3 +98,22 @@ def test_volume_is_the_formula():
     assert zero(hierarchical=True, node_size=2).secondary_bytes == 4 * p // 2
     with pytest.raises(ValueError, match="node_size"):
         zero(node_size=3)
+
+
+def test_one_qgz_step_averages_the_int4_gradients():
+    """SGD with lr 1: after one step each shard moved by minus the mean of the workers' dequantized int4
+    gradients, written out here."""
+    z = Zero3(model32(), lambda ps: (torch.optim.SGD(ps, lr=1.0), None), Comm(M, World()), list(range(M)),
+              quant_grads=True, block=BLOCK)
+    before = torch.cat([s.detach().clone() for s in z.shards])
+    ref = model32()
+    grads = []
+    for w in range(M):
+        ref.zero_grad()
+        loss32(ref, w, 0).backward()
+        g = torch.zeros(z.padded)
+        g[:z.numel] = torch.cat([p.grad.reshape(-1) for p in ref.parameters()])
+        grads.append(dequantize(quantize(g, symmetric_map(4), 4, BLOCK), symmetric_map(4)))
+    want = before - sum(grads[1:], grads[0].clone()) / M
+    z.step(lambda w, m: loss32(m, w, 0))
+    torch.testing.assert_close(torch.cat([s.detach() for s in z.shards]), want, rtol=0, atol=1e-7)
