@@ -1,4 +1,4 @@
-"""D-ODE solvers (Kim and Ok 2023, "Distilling ODE Solvers of Diffusion Models into Smaller Steps"):
+"""D-ODE solvers (Kim et al. 2023, "Distilling ODE Solvers of Diffusion Models into Smaller Steps"):
 a few-step DDIM made closer to a many-step one by one scalar per step.
 
 Step i of the student (times t_0 > ... > t_N = 0) is DDIM plus a multiple of the change in the denoised

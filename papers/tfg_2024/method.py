@@ -1,4 +1,4 @@
-"""TFG (Ye, Lin, Xu, Xia, Tang, Zou, Ding and Ermon 2024): training-free guidance as one algorithm,
+"""TFG (Ye et al. 2024): training-free guidance as one algorithm,
 common.diffusion.tfg.tfg_sample with hyper-parameters TFGParams (ρ: variance guidance through the model,
 μ and iters: mean guidance on x̂0, σ̄ and mc: implicit dynamics, recur: recurrence), and the paper's
 hyper-parameter search, common.diffusion.tfg.beam_search. DPS, LGD, FreeDoM, MPGD and UGD are settings."""
