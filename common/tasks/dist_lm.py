@@ -153,7 +153,8 @@ def run(cfg: DistLMConfig, ctx: RunContext) -> dict:
         return f
 
     def evaluate() -> dict:
-        out = {"comm_mib": comm.bytes / 2**20, "comm_rounds": float(comm.calls),
+        out = {"comm_mib": comm.bytes / 2**20, "comm_rounds": float(comm.calls), "cross_mib": comm.bytes / 2**20,
+               "secondary_mib": 0.0,
                "tokens": float(steps * cfg.train.batch_size * cfg.context * cfg.workers),
                "n_params": float(model.n_params())}
         if hasattr(alg, "weight_std"):  # a collective: every rank takes part
