@@ -91,7 +91,7 @@ def run(cfg: Config, ctx) -> dict:
     ctx.no_checkpoint("SB3's learn() is one call with its own state: a killed run restarts")
     model = build_sb3(cfg, "ppo", n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs,
                       learning_rate=cfg.lr, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
-    seen: dict = {"actor": [], "critic": []}
+    probes: dict = {net: [] for net in NETS}  # per net, one (n, {k: subspace}, {k: gradient share}) per checkpoint
     counter = {"rollout": 0}
 
     class Probe(BaseCallback):
@@ -103,21 +103,18 @@ def run(cfg: Config, ctx) -> dict:
             if counter["rollout"] in cfg.checkpoints:
                 for net, (g, H) in analyse(self.model).items():
                     subs = {k: top_subspace(H, k) for k in cfg.ks}
-                    seen[net].append(subs)
-                    ctx.log(counter["rollout"], **{f"{net}_frac{k}": gradient_fraction(v, g) for k, v in subs.items()})
-                    for k, v in subs.items():
-                        seen.setdefault(f"{net}_frac{k}", []).append(gradient_fraction(v, g))
-                    seen[f"{net}_n"] = g.numel()
+                    fracs = {k: gradient_fraction(v, g) for k, v in subs.items()}
+                    probes[net].append((g.numel(), subs, fracs))
+                    ctx.log(counter["rollout"], **{f"{net}_frac{k}": f for k, f in fracs.items()})
 
     model.learn(total_timesteps=cfg.total_steps, callback=Probe())
     result = {}
-    for net in NETS:
-        n = seen[f"{net}_n"]
+    for net, seen in probes.items():
+        n, first, last = seen[0][0], seen[0][1], seen[-1][1]
         result[f"{net}_n"] = float(n)
         for k in cfg.ks:
-            fr = seen[f"{net}_frac{k}"]
-            result[f"{net}_frac{k}"] = sum(fr) / len(fr)
-            result[f"{net}_overlap{k}"] = overlap(seen[net][0][k], seen[net][-1][k])
+            result[f"{net}_frac{k}"] = sum(f[k] for _, _, f in seen) / len(seen)
+            result[f"{net}_overlap{k}"] = overlap(first[k], last[k])
             result[f"{net}_random{k}"] = k / n
             result[f"{net}_overlap_gain{k}"] = result[f"{net}_overlap{k}"] / (k / n)
     rets = [ep["r"] for ep in model.ep_info_buffer]
