@@ -27,6 +27,8 @@ def _dot(a, b):
 class Rule:
     space = "model"
     needs_uncond = True
+    renoise = "guided"
+    """Which ε the sampler's step re-noises with: the guided one (every rule but CFG++) or `uncond`."""
 
     def __init__(self, scale: float):
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
@@ -56,6 +58,31 @@ class CFG(Rule):
         if not self.needs_cond:
             return uncond
         return uncond + self.scale * (cond - uncond)
+
+
+class CFGPP(CFG):
+    """CFG++ (Chung et al. 2024) on ε: the denoised estimate uses the guided ε̂ = ε_u + w (ε_c - ε_u), and the
+    sampler's step re-noises with the unconditional ε_u (DDIM: x_next = α_next x̂0(ε̂) + σ_next ε_u). Its w is
+    on [0, 1] in the paper (w = 0: unconditional DDIM); larger w is allowed. `schedule`, when given, is a
+    callable (t, ||ε_c - ε_u|| per sample) -> w per sample, replacing the constant w (the annealing
+    scheduler of Yehezkel et al. 2025); the mean w of each step is traced."""
+
+    space = "eps"
+    renoise = "uncond"
+
+    def __init__(self, scale: float, schedule=None):
+        super().__init__(scale)
+        self.schedule = schedule
+        self.needs_uncond = True  # the re-noising uses it at every w
+        self.needs_cond = self.scale != 0.0 or schedule is not None
+
+    def __call__(self, cond, uncond, i, t, x):
+        delta = cond - uncond
+        if self.schedule is None:
+            return uncond + self.scale * delta
+        w = self.schedule(t, delta.flatten(1).norm(dim=1)).to(delta.dtype)
+        self.trace.append(float(w.mean()))
+        return uncond + w.reshape(-1, *([1] * (delta.dim() - 1))) * delta
 
 
 class CFGZeroStar(CFG):
@@ -153,7 +180,7 @@ class AdaptiveGuidance(CFG):
         return out
 
 
-RULES = {"cfg": CFG, "cfg_zero_star": CFGZeroStar, "apg": APG, "ag": AdaptiveGuidance}
+RULES = {"cfg": CFG, "cfgpp": CFGPP, "cfg_zero_star": CFGZeroStar, "apg": APG, "ag": AdaptiveGuidance}
 
 
 def make_rule(name: str, scale: float, args: dict | None = None) -> Rule:

@@ -125,8 +125,10 @@ class MLPDenoiser(nn.Module):
         self.beta_input = beta_input  # GFT's temperature input (built last: the other layers' init is unchanged)
         self.bproj = nn.Sequential(nn.Linear(temb, temb), nn.SiLU(), nn.Linear(temb, temb)) if beta_input else None
 
-    def forward(self, x, t, c, beta=None):
-        h = self.tproj(_time_embedding(t, self.temb)) + self.cemb(c)
+    def forward(self, x, t, c, beta=None, cond_embed=None):
+        """cond_embed: a [n, temb] class embedding used instead of the table's (a perturbed condition, as in
+        CADS-style condition noise); None: the embedding of c."""
+        h = self.tproj(_time_embedding(t, self.temb)) + (self.cemb(c) if cond_embed is None else cond_embed)
         if self.beta_input:
             beta = torch.ones(len(x)) if beta is None else torch.as_tensor(beta, dtype=torch.float32).expand(len(x))
             h = h + self.bproj(_time_embedding(beta, self.temb))

@@ -57,6 +57,8 @@ class Guided:
                             for p in (cond, uncond))
         guided = self.rule(cond, uncond, i, float(t), x)
         x0, eps = self.process.split(guided, x, tt, space)
+        if self.rule.renoise == "uncond":  # CFG++: the step re-noises with the unconditional ε
+            eps = self.process.split(uncond, x, tt, space)[1]
         return x0.to(x.dtype), eps.to(x.dtype)
 
 
