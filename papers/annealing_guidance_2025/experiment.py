@@ -78,8 +78,8 @@ def preflight(cfg: Config) -> None:
     lo, hi = (cfg.knob_range + [None, None])[:2]
     if len(cfg.knob_range) != 2 or not 0 <= lo < hi:
         raise ConfigError(f"knob_range must be [low, high] with 0 <= low < high, got {cfg.knob_range}")
-    if cfg.method == "anneal" and (hi > 1 or not 0 <= cfg.knob <= 1):
-        raise ConfigError("anneal's knob is λ in [0, 1] (knob and knob_range)")
+    if cfg.method == "anneal" and ((cfg.target is not None and hi > 1) or not 0 <= cfg.knob <= 1):
+        raise ConfigError("anneal's knob is λ in [0, 1] (knob, and knob_range when a target is searched)")
     if cfg.budget < 2:
         raise ConfigError(f"budget must be >= 2 (both ends of knob_range), got {cfg.budget}")
     if cfg.per_class < 2 or cfg.tune_per_class < 2:
