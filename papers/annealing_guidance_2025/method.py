@@ -123,5 +123,5 @@ def train_scheduler(model, process, draw, times: torch.Tensor, null: int, steps:
         torch.nn.utils.clip_grad_norm_(scheduler.parameters(), clip)
         opt.step()
         if log is not None and (step % 50 == 0 or step == steps - 1):
-            log(step, loss=float(loss), **parts)
+            log(step, loss=float(loss.detach()), **parts)
     return scheduler
