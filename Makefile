@@ -10,10 +10,18 @@ JOBS   ?= 2
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# torchgfn 2.4.1 (the TB reference of gflownet_local_credit_2023) pins numpy < 2 in its metadata but runs with
+# this project's numpy: it and its import chain are installed without dependency resolution, pinned here.
+TORCHGFN := torchgfn==2.4.1 tensordict==0.15.3 pyvers==0.2.3 torch_geometric==2.8.1 \
+	linear-attention-transformer==0.19.1 axial_positional_embedding==0.3.12 local-attention==1.11.2 \
+	linformer==0.2.3 product_key_memory==0.3.0 CoLT5-attention==0.11.2 hyper-connections==0.4.11 \
+	torch-einops-utils==0.2.0
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet "pip>=24"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(TORCHGFN)
 	touch $(STAMP)
 
 # The demo writes its runs and its report under runs/demo/ (git-ignored): the tree stays clean.

@@ -210,3 +210,52 @@ def policy_table(env: HyperGrid, policy) -> torch.Tensor:
 def l1_to_target(env: HyperGrid, policy) -> float:
     """Σ_x |P_T(x) - R(x) / Z|: the exact error of the sampler (no sampling noise)."""
     return float((terminal_distribution(env, policy_table(env, policy)) - env.target()).abs().sum())
+
+
+def torchgfn_tb(env: HyperGrid, policy: GridPolicy, init_log_z: float = 0.0):
+    """(torchgfn env, TBGFlowNet) for the same grid, reward and forward policy: torchgfn's HyperGrid with its
+    reward replaced by this grid's, P_F from `policy`'s network (torchgfn applies the masks), P_B uniform over
+    parents (a constant backward estimator). The reference implementation for TB (torchgfn 2.4.1, installed
+    without its numpy < 2 pin: see the Makefile)."""
+    try:
+        from gfn.estimators import DiscretePolicyEstimator
+        from gfn.gflownet import TBGFlowNet
+        from gfn.gym import HyperGrid as TorchgfnGrid
+        from gfn.preprocessors import IdentityPreprocessor
+    except ImportError as e:
+        raise ConfigError(f"torchgfn is not installed ({e}); `make install` installs it with the dev extra") from None
+
+    class Forward(nn.Module):
+        def forward(self, x):
+            return policy.pf(policy.body(one_hot(env, x.long())))
+
+    class Uniform(nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], env.dim)
+
+    tenv = TorchgfnGrid(ndim=env.dim, height=env.side, validate_modes=False)
+    tenv.reward_fn = lambda t: env.log_reward(t.long()).exp().to(torch.get_default_dtype())
+    pre = IdentityPreprocessor(output_dim=env.dim)
+    pf = DiscretePolicyEstimator(Forward(), n_actions=env.n_actions, preprocessor=pre)
+    pb = DiscretePolicyEstimator(Uniform(), n_actions=env.n_actions, preprocessor=pre, is_backward=True)
+    return tenv, TBGFlowNet(pf=pf, pb=pb, init_logZ=init_log_z)
+
+
+def from_torchgfn(trajectories) -> dict:
+    """torchgfn Trajectories -> this module's per-transition batch (exit actions: done, s_next = s)."""
+    S, A = trajectories.states.tensor.long(), trajectories.actions.tensor[..., 0].long()
+    rows = {"traj": [], "s": [], "a": [], "s_next": [], "done": []}
+    dim = S.shape[-1]
+    for b in range(A.shape[1]):
+        for t in range(A.shape[0]):
+            a = int(A[t, b])
+            if a < 0:
+                break
+            done = a == dim
+            rows["traj"].append(b)
+            rows["s"].append(S[t, b])
+            rows["a"].append(a)
+            rows["s_next"].append(S[t, b] if done else S[t + 1, b])
+            rows["done"].append(done)
+    return {"traj": torch.tensor(rows["traj"]), "s": torch.stack(rows["s"]), "a": torch.tensor(rows["a"]),
+            "s_next": torch.stack(rows["s_next"]), "done": torch.tensor(rows["done"])}

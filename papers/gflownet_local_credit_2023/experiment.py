@@ -4,7 +4,8 @@ A policy (MLP on one-hot coordinates) is trained for `iters` iterations of `batc
 on-policy (with `explore` uniform mixing) with Adam; P_B is uniform over parents. Objectives: tb, db and
 fldb (forward-looking DB). With `truncate` p, each trajectory is, with probability p, cut at a uniform
 point before it stops (an incomplete trajectory: its tail and its stop are lost; TB cannot use it and
-drops it). Every `eval_every` iterations the exact L1 distance between the sampler's terminal
+drops it). `tb_torchgfn` is the reference baseline: the same network, P_B and exploration trained by torchgfn
+2.4.1's own TBGFlowNet sampler and loss (common.rl.gflownet.torchgfn_tb). Every `eval_every` iterations the exact L1 distance between the sampler's terminal
 distribution (dynamic programming over the grid) and R / Z is logged; the result holds the last value and
 the mean over the evaluations (the area under the learning curve: how fast it converges)."""
 from __future__ import annotations
@@ -15,9 +16,10 @@ import torch
 
 from optrepro.config import BaseConfig
 from optrepro.errors import ConfigError
-from optrepro.rl.gflownet import GridPolicy, HyperGrid, db_residuals, l1_to_target, sample_trajectories, tb_residuals
+from optrepro.rl.gflownet import (GridPolicy, HyperGrid, db_residuals, l1_to_target, sample_trajectories, tb_residuals,
+                                  torchgfn_tb)
 
-OBJECTIVES = ("tb", "db", "fldb")
+OBJECTIVES = ("tb", "db", "fldb", "tb_torchgfn")
 
 
 @dataclass
@@ -50,6 +52,8 @@ def preflight(cfg: Config) -> None:
     if cfg.dim * cfg.side > 64 or cfg.side ** cfg.dim > 20_000:
         raise ConfigError(f"the exact evaluation enumerates every state: side ** dim must be <= 20000, got "
                           f"{cfg.side} ** {cfg.dim}")
+    if cfg.objective == "tb_torchgfn" and cfg.truncate:
+        raise ConfigError("tb_torchgfn trains on torchgfn's complete trajectories: truncate must be 0")
     if not 0 <= cfg.truncate < 1:
         raise ConfigError(f"truncate must be in [0, 1), got {cfg.truncate}")
     if not 0 <= cfg.explore < 1:
@@ -84,20 +88,28 @@ def train(cfg: Config, env: HyperGrid, seed: int, explore: float, log=None) -> l
     """Train one policy from `seed`; returns the exact L1 at every evaluation."""
     torch.manual_seed(seed)
     policy = GridPolicy(env, cfg.hidden, cfg.layers)
+    if cfg.objective == "tb_torchgfn":
+        tenv, gfn = torchgfn_tb(env, policy)
+        log_z = gfn.logZ
+    else:
+        log_z = policy.log_z
     opt = torch.optim.Adam([{"params": [p for n, p in policy.named_parameters() if n != "log_z"], "lr": cfg.lr},
-                            {"params": [policy.log_z], "lr": cfg.lr_logz}])
+                            {"params": [log_z], "lr": cfg.lr_logz}])
     gen = torch.Generator().manual_seed(1000 + seed)
     curve = []
     for it in range(1, cfg.iters + 1):
-        batch, _ = sample_trajectories(env, policy, cfg.batch, gen, explore=explore)
-        batch = truncate(batch, cfg.batch, cfg.truncate, gen)
-        if cfg.objective == "tb":
-            complete = torch.zeros(cfg.batch, dtype=torch.bool)
-            complete[batch["traj"][batch["done"]]] = True
-            res = tb_residuals(env, policy, batch, cfg.batch)[complete]
+        if cfg.objective == "tb_torchgfn":  # torchgfn samples with the global generator, seeded above
+            loss = gfn.loss(tenv, gfn.sample_trajectories(tenv, n=cfg.batch, epsilon=explore))
         else:
-            res = db_residuals(env, policy, batch, forward_looking=cfg.objective == "fldb")
-        loss = (res ** 2).mean() if len(res) else torch.zeros((), requires_grad=True)
+            batch, _ = sample_trajectories(env, policy, cfg.batch, gen, explore=explore)
+            batch = truncate(batch, cfg.batch, cfg.truncate, gen)
+            if cfg.objective == "tb":
+                complete = torch.zeros(cfg.batch, dtype=torch.bool)
+                complete[batch["traj"][batch["done"]]] = True
+                res = tb_residuals(env, policy, batch, cfg.batch)[complete]
+            else:
+                res = db_residuals(env, policy, batch, forward_looking=cfg.objective == "fldb")
+            loss = (res ** 2).mean() if len(res) else torch.zeros((), requires_grad=True)
         opt.zero_grad()
         loss.backward()
         opt.step()
