@@ -10,9 +10,10 @@
 - `sample`: completions from a causal LM (temperature sampling, stop at EOS), with the mask trl uses
   (every token up to and including the first EOS).
 - `Arithmetic`: a verifiable task for tiny models: prompts "a+b=", completions of k filler tokens ('.', a
-  stand-in for reasoning that does not help) then the sum's digits and EOS; reward 1 if the digits after the
-  fillers are the sum. `pretrain` fits a tiny LM to correct completions with random filler counts, so the
-  RL stage starts from a model that answers sometimes and varies its length.
+  stand-in for reasoning that does not help) and the sum's digits, then EOS; the fillers come `before` the
+  digits or `after` them (then the model can condition its length on the answer it gave). Reward 1 if the
+  digits are the sum. `pretrain` fits a tiny LM to correct completions with random filler counts, so the RL
+  stage starts from a model that answers sometimes and varies its length.
 """
 from __future__ import annotations
 
@@ -84,10 +85,14 @@ class Arithmetic:
     PAD, EOS, PLUS, EQ, FILL = 0, 1, 12, 13, 14
     VOCAB = 15
 
-    def __init__(self, max_operand: int = 50, max_fill: int = 6):
+    FILLS = ("before", "after")
+
+    def __init__(self, max_operand: int = 50, max_fill: int = 6, fill: str = "before"):
         if max_operand < 2 or max_fill < 0:
             raise ConfigError(f"Arithmetic needs max_operand >= 2 and max_fill >= 0, got {max_operand}, {max_fill}")
-        self.max_operand, self.max_fill = max_operand, max_fill
+        if fill not in self.FILLS:
+            raise ConfigError(f"fill '{fill}' unknown; valid: {', '.join(self.FILLS)}")
+        self.max_operand, self.max_fill, self.fill = max_operand, max_fill, fill
         self.n_digits = len(str(2 * (max_operand - 1)))
         self.prompt_len = 2 * len(str(max_operand - 1)) + 2
         self.max_new = max_fill + self.n_digits + 1 + 4  # room to ramble past the pretraining lengths
@@ -111,23 +116,26 @@ class Arithmetic:
         comp = torch.full((n, self.max_new), self.PAD, dtype=torch.long)
         mask = torch.zeros(n, self.max_new, dtype=torch.bool)
         for i in range(n):
-            seq = [self.FILL] * int(k[i]) + self.digits(int(a[i] + b[i])) + [self.EOS]
+            fill, ans = [self.FILL] * int(k[i]), self.digits(int(a[i] + b[i]))
+            seq = (fill + ans if self.fill == "before" else ans + fill) + [self.EOS]
             comp[i, :len(seq)] = torch.tensor(seq)
             mask[i, :len(seq)] = True
         return p, comp, mask
 
     def rewards(self, completion_ids, mask, a, b) -> torch.Tensor:
-        """1 if the completion is fillers, then exactly the digits of a + b, then EOS; else 0."""
+        """1 if the completion is fillers then exactly the digits of a + b (fill: after: the digits then
+        fillers), then EOS; else 0."""
         r = torch.zeros(len(a))
         for i in range(len(a)):
             toks = completion_ids[i][mask[i]].tolist()
             if not toks or toks[-1] != self.EOS:
                 continue
-            toks = toks[:-1]
+            toks = toks[:-1] if self.fill == "before" else toks[-2::-1]  # 'after': read it backwards
             j = 0
             while j < len(toks) and toks[j] == self.FILL:
                 j += 1
-            r[i] = float(toks[j:] == self.digits(int(a[i] + b[i])))
+            ans = self.digits(int(a[i] + b[i]))
+            r[i] = float(toks[j:] == (ans if self.fill == "before" else ans[::-1]))
         return r
 
 

@@ -28,6 +28,9 @@ class Config(BaseConfig):
     data: str = "arithmetic"
     max_operand: int = 50
     max_fill: int = 6
+    fill: str = "before"
+    """Where the filler tokens go: before the answer (the model cannot know yet whether it will be right) or
+    after it (its length can depend on the answer it gave)."""
     d_model: int = 64
     n_layer: int = 2
     n_head: int = 4
@@ -50,7 +53,7 @@ class Config(BaseConfig):
 def preflight(cfg: Config) -> None:
     if cfg.data != "arithmetic":
         raise ConfigError(f"data '{cfg.data}': only 'arithmetic' runs here ({FULL_SCALE})")
-    Arithmetic(cfg.max_operand, cfg.max_fill)
+    Arithmetic(cfg.max_operand, cfg.max_fill, cfg.fill)
     if cfg.loss_type not in LOSS_TYPES:
         raise ConfigError(f"loss_type '{cfg.loss_type}' unknown; valid: {', '.join(LOSS_TYPES)}")
     if cfg.scale not in SCALES:
@@ -68,7 +71,7 @@ def build(cfg: Config, task: Arithmetic) -> VariantGPT:
 
 
 def pretrained(cfg: Config, task: Arithmetic, root: Path, log=None) -> VariantGPT:
-    key = (f"a{cfg.max_operand}_f{cfg.max_fill}_d{cfg.d_model}_l{cfg.n_layer}_h{cfg.n_head}_s{cfg.pretrain_steps}"
+    key = (f"a{cfg.max_operand}_f{cfg.max_fill}{'' if cfg.fill == 'before' else '_after'}_d{cfg.d_model}_l{cfg.n_layer}_h{cfg.n_head}_s{cfg.pretrain_steps}"
            f"_b{cfg.pretrain_batch}_lr{cfg.pretrain_lr:g}_seed{cfg.seed}")
 
     def fit():
@@ -97,7 +100,7 @@ def evaluate(model, task: Arithmetic, n: int, seed: int, temperature: float) -> 
 
 def run(cfg: Config, ctx) -> dict:
     ctx.no_checkpoint("a run takes about a minute; the pretrained model is cached")
-    task = Arithmetic(cfg.max_operand, cfg.max_fill)
+    task = Arithmetic(cfg.max_operand, cfg.max_fill, cfg.fill)
     root = getattr(ctx, "out_root", None) or Path("runs")
     model = pretrained(cfg, task, root)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)

@@ -136,6 +136,16 @@ def test_task_rewards_and_sampling_mask():
     mask = torch.tensor([[t != P for t in row] for row in comp.tolist()])
     r = task.rewards(comp, mask, torch.tensor([40] * 5), torch.tensor([2] * 5))
     assert r.tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+    after = Arithmetic(max_operand=50, max_fill=3, fill="after")
+    comp2 = torch.tensor([d(42) + [F, F, E] + [P] * (task.max_new - 5),
+                          d(42) + [E] + [P] * (task.max_new - 3),
+                          [F] + d(42) + [E] + [P] * (task.max_new - 4),
+                          d(24) + [F, E] + [P] * (task.max_new - 4)])
+    mask2 = torch.tensor([[t != P for t in row] for row in comp2.tolist()])
+    assert after.rewards(comp2, mask2, torch.tensor([40] * 4), torch.tensor([2] * 4)).tolist() == [1.0, 1.0, 0.0, 0.0]
+    p, comp3, m3 = after.pretraining_batch(16, torch.Generator().manual_seed(1))
+    _, a3, b3 = after.prompts(16, torch.Generator().manual_seed(1))
+    assert after.rewards(comp3, m3, a3, b3).tolist() == [1.0] * 16  # the pretraining data is all correct
     g = torch.Generator().manual_seed(0)
     logits = torch.zeros(1, 1, task.VOCAB)
     logits[..., E] = 5.0  # EOS likely: completions end early
