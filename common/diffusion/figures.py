@@ -8,8 +8,14 @@ from pathlib import Path
 
 import torch
 
-from optrepro.io import safe_torch_load
+from optrepro.io import atomic_torch_save, safe_torch_load
 from optrepro.report.figure import figure
+
+
+def save_samples(run_dir, x, labels, per_class: int, data: str) -> None:
+    """Write <run_dir>/samples.pt: the first `per_class` samples of each class, which `samples_figure` draws."""
+    keep = torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in labels.unique().tolist()])
+    atomic_torch_save(Path(run_dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep], "data": data})
 
 
 def samples_figure(doc: dict, png: Path, runs: Path) -> list[str]:

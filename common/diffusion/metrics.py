@@ -110,6 +110,16 @@ def classwise_sw(x, ref, labels) -> float:
     return sum(sliced_wasserstein(x[labels == c], ref[labels == c]) for c in cs) / len(cs)
 
 
+def class_accuracy(x, labels, mix) -> float:
+    """Share of samples the exact classifier of the mixture assigns to their intended class (NaN if any sample
+    is not finite)."""
+    if not torch.isfinite(x).all():
+        return float("nan")
+    with torch.no_grad():
+        post = torch.stack([mix.class_log_posterior(x, torch.full_like(labels, c)) for c in range(mix.n_classes)], 1)
+    return float((post.argmax(1) == labels).double().mean())
+
+
 def digits_metrics(samples: torch.Tensor, labels: torch.Tensor, root) -> dict:
     from optrepro.diffusion.models import digits_tensors
     clf, _ = digits_classifier(root)

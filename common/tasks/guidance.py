@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from optrepro.config import BaseConfig
+from optrepro.diffusion.figures import save_samples
 from optrepro.diffusion.guidance import make_rule
 from optrepro.diffusion.metrics import digits_metrics, classwise_sw, mixture_metrics
 from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
@@ -21,7 +22,6 @@ from optrepro.diffusion.models import AtTemperature, ModelSpec, UncondSwap, chec
 from optrepro.diffusion.process import Process
 from optrepro.diffusion.samplers import SAMPLERS, sample
 from optrepro.errors import ConfigError
-from optrepro.io import atomic_torch_save
 
 
 @dataclass
@@ -150,9 +150,7 @@ def sample_and_score(cfg: GuidanceConfig, ctx, model, process, times, extra: dic
         ref, _ = sample(perfect, process, cfg.model.param, target, times,
                         labels, torch.Generator().manual_seed(30_000 + cfg.seed), cfg.sampler, shape=shape, dtype=dtype)
         out["sw_guided"] = classwise_sw(x, ref, labels) if torch.isfinite(x).all() else float("nan")
-    keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(k)])
-    atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep],
-                                                     "data": cfg.model.data})
+    save_samples(ctx.dir, x, labels, cfg.figure_per_class, cfg.model.data)
     result = {**out, "nfe": info["nfe"], **(extra or {})}
     ctx.log(len(times) - 1, **result)  # the final metrics close metrics.jsonl (after any per-step trace)
     return {**result, **trace}

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.diffusion.figures import samples_figure as report_extra  # noqa: F401  (the report's sample figure)
+from optrepro.diffusion.figures import save_samples
 from optrepro.diffusion.guidance import CFG, CFGPP
-from optrepro.diffusion.metrics import mixture_metrics, sliced_wasserstein
+from optrepro.diffusion.metrics import class_accuracy, mixture_metrics, sliced_wasserstein
 from optrepro.diffusion.mixture import GaussianMixture
 from optrepro.diffusion.models import ModelSpec, check_spec, trained_denoiser
 from optrepro.diffusion.process import Process
 from optrepro.diffusion.samplers import sample
 from optrepro.errors import ConfigError
-from optrepro.io import atomic_torch_save
 from optrepro.papers.annealing_guidance_2025.method import Scheduler, scheduled_rule, train_scheduler
 
 METHODS = ("cfg", "cfgpp", "anneal")
@@ -80,10 +80,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"knob_range must be [low, high] with 0 <= low < high, got {cfg.knob_range}")
     if cfg.method == "anneal" and ((cfg.target is not None and hi > 1) or not 0 <= cfg.knob <= 1):
         raise ConfigError("anneal's knob is λ in [0, 1] (knob, and knob_range when a target is searched)")
-    if cfg.budget < 2:
-        raise ConfigError(f"budget must be >= 2 (both ends of knob_range), got {cfg.budget}")
-    if cfg.per_class < 2 or cfg.tune_per_class < 2:
-        raise ConfigError("per_class and tune_per_class must be >= 2")
+    require_at_least(cfg, ("budget", "per_class", "tune_per_class"), 2)  # budget: both ends of knob_range
     p = cfg.scheduler.perturb
     if p and not (set(p) == {"tau", "scale"} and len(p["tau"]) == 2 and 0 <= p["tau"][0] < p["tau"][1] <= 1
                   and p["scale"] >= 0):
@@ -171,17 +168,14 @@ def run(cfg: Config, ctx) -> dict:
     ref = mix.sample(labels, torch.Generator().manual_seed(30_000 + cfg.seed))
     out["sw_pooled"] = sliced_wasserstein(x, ref) if finite else float("nan")
     out["align"] = align_score(mix, x, labels)
-    with torch.no_grad():
-        post = torch.stack([mix.class_log_posterior(x, torch.full_like(labels, c)) for c in range(null)], 1)
-    out["accuracy"] = float((post.argmax(1) == labels).double().mean()) if finite else float("nan")
+    out["accuracy"] = class_accuracy(x, labels, mix)
     if cfg.method == "anneal":
         for i, w in enumerate(rule.trace):
             ctx.log(i, w=w)
         out["mean_w"] = sum(rule.trace) / len(rule.trace)
     elif cfg.method == "cfgpp":
         out["mean_w"] = knob
-    keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(null)])
-    atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep], "data": "mixture"})
+    save_samples(ctx.dir, x, labels, cfg.figure_per_class, "mixture")
     result = {**out, "knob": float(knob), "nfe": info["nfe"], "train_loss": blob["final_loss"]}
     ctx.log(cfg.steps, **result)
     return result

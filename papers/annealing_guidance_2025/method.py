@@ -76,18 +76,15 @@ def scheduler_loss(model, process, scheduler: Scheduler, x0, labels, eps, t, tn,
     """(loss, parts): the paper's objective on one batch. t, tn: per-sample current and next times (tn > 0);
     lam: per-sample λ; null: the model's "no label" class; cond_embed: a perturbed class embedding for the
     first evaluation (None: none). The model is frozen (no parameter gradients)."""
-    b = lambda v: v.reshape(-1, *([1] * (x0.dim() - 1)))  # noqa: E731
-    a, s = process._b(process.alpha(t), x0), process._b(process.sigma(t), x0)
-    an, sn = process._b(process.alpha(tn), x0), process._b(process.sigma(tn), x0)
-    zt = a * x0 + s * eps
+    zt = process.noisy(x0, eps, t)
     uncond_labels = torch.full_like(labels, null)
     with torch.no_grad():  # z_t does not depend on θ
         ec = model(zt, t.float(), labels) if cond_embed is None else model(zt, t.float(), labels, cond_embed=cond_embed)
         eu = model(zt, t.float(), uncond_labels)
     delta = ec - eu
     w = scheduler(t, delta.flatten(1).norm(dim=1), lam).to(x0.dtype)
-    eps_hat = eu + b(w) * delta
-    z_next = an * (zt - s * eps_hat) / a + sn * eu
+    eps_hat = eu + w.reshape(-1, *([1] * (x0.dim() - 1))) * delta
+    z_next = process.noisy(process.split(eps_hat, zt, t, "eps")[0], eu, tn)  # x̂0(ε̂), re-noised with ε_u
     delta_next = model(z_next, tn.float(), labels) - model(z_next, tn.float(), uncond_labels)
     d = x0[0].numel()
     l_eps = ((eps_hat - eps) ** 2).flatten(1).sum(1) / d

@@ -14,7 +14,8 @@ import torch
 
 from optrepro.config import BaseConfig
 from optrepro.diffusion.figures import samples_figure as report_extra  # noqa: F401  (the report's sample figure)
-from optrepro.diffusion.metrics import classwise_sw, mixture_metrics
+from optrepro.diffusion.figures import save_samples
+from optrepro.diffusion.metrics import class_accuracy, classwise_sw, mixture_metrics
 from optrepro.diffusion.mixture import ExactDenoiser, GaussianMixture
 from optrepro.diffusion.models import check_data
 from optrepro.diffusion.guidance import CFG
@@ -22,7 +23,6 @@ from optrepro.diffusion.process import Process
 from optrepro.diffusion.samplers import sample
 from optrepro.diffusion.tfg import SEARCHABLE, TFGParams, beam_search, tfg_sample
 from optrepro.errors import ConfigError
-from optrepro.io import atomic_torch_save
 
 FULL_SCALE = {k: f"a pretrained {k} diffusion model and its classifier" for k in ("cifar10", "imagenet", "celeba")}
 
@@ -105,11 +105,8 @@ def run(cfg: Config, ctx) -> dict:
             ctx.log(i, search_sw=s, **{k: q[k] for k in SEARCHABLE})
     x, labels, info = _draw(cfg, mix, process, params, cfg.per_class, 10_000 + cfg.seed)
     out = mixture_metrics(x, labels, mix, torch.Generator().manual_seed(20_000 + cfg.seed))
-    with torch.no_grad():
-        post = torch.stack([mix.class_log_posterior(x, torch.full_like(labels, c)) for c in range(mix.n_classes)], 1)
-    out["accuracy"] = float((post.argmax(1) == labels).double().mean()) if torch.isfinite(x).all() else float("nan")
-    keep = torch.cat([torch.nonzero(labels == c).flatten()[: cfg.figure_per_class] for c in range(mix.n_classes)])
-    atomic_torch_save(Path(ctx.dir) / "samples.pt", {"x": x[keep].float(), "labels": labels[keep], "data": "mixture"})
+    out["accuracy"] = class_accuracy(x, labels, mix)
+    save_samples(ctx.dir, x, labels, cfg.figure_per_class, "mixture")
     result = {**out, "nfe": info["nfe"], **{k: float(getattr(params, k)) for k in SEARCHABLE}}
     ctx.log(cfg.steps, **result)
     return result
