@@ -90,18 +90,15 @@ class GridPolicy(nn.Module):
         return torch.log_softmax(logits, -1), self.flow(h).squeeze(-1)
 
 
-def sample_trajectories(env: HyperGrid, policy, n: int, gen: torch.Generator, max_len: int | None = None,
-                        explore: float = 0.0):
-    """n trajectories from s0 with P_F (mixed with `explore` uniform over allowed actions). Returns a dict of
-    per-transition tensors (traj, s, a, s_next, done) in order, and the terminal states of the trajectories
-    that stopped. `max_len`: cut every trajectory after that many transitions (an incomplete trajectory:
-    its last state need not be a stop)."""
+def sample_trajectories(env: HyperGrid, policy, n: int, gen: torch.Generator, explore: float = 0.0):
+    """n complete trajectories from s0 with P_F (mixed with `explore` uniform over allowed actions). Returns a
+    dict of per-transition tensors (traj, t: the transition's position in its trajectory, s, a, s_next, done)
+    in order, and the terminal states."""
     s = torch.zeros(n, env.dim, dtype=torch.long)
     alive = torch.ones(n, dtype=torch.bool)
-    rows = {"traj": [], "s": [], "a": [], "s_next": [], "done": []}
+    rows = {"traj": [], "t": [], "s": [], "a": [], "s_next": [], "done": []}
     steps = 0
-    limit = max_len if max_len is not None else env.dim * (env.side - 1) + 1
-    while alive.any() and steps < limit:
+    while alive.any():
         idx = torch.nonzero(alive).flatten()
         with torch.no_grad():
             logp, _ = policy(s[idx])
@@ -114,13 +111,14 @@ def sample_trajectories(env: HyperGrid, policy, n: int, gen: torch.Generator, ma
         nxt = s[idx].clone()
         mv = ~done
         nxt[mv, a[mv]] += 1
-        for k, v in zip(("traj", "s", "a", "s_next", "done"), (idx, s[idx].clone(), a, nxt, done)):
+        for k, v in zip(("traj", "t", "s", "a", "s_next", "done"),
+                        (idx, torch.full_like(idx, steps), s[idx].clone(), a, nxt, done)):
             rows[k].append(v)
         s[idx] = nxt
         alive[idx[done]] = False
         steps += 1
     out = {k: torch.cat(v) for k, v in rows.items()}
-    return out, s[~alive]
+    return out, s
 
 
 def db_residuals(env: HyperGrid, policy, batch: dict, forward_looking: bool) -> torch.Tensor:
@@ -157,48 +155,47 @@ def tb_residuals(env: HyperGrid, policy, batch: dict, n: int) -> torch.Tensor:
     return policy.log_z + total - env.log_reward(last).float()
 
 
+def _children(env: HyperGrid) -> list:
+    """Per state i (`states` order), its moves [(d, j, parents of j)]: state i + 1 on coordinate d = state j."""
+    out = []
+    for s in env.states:
+        moves = []
+        for d in range(env.dim):
+            if s[d] < env.side - 1:
+                c = s.clone()
+                c[d] += 1
+                moves.append((d, int(env.index(c)), float(env.n_parents(c))))
+        out.append(moves)
+    return out
+
+
 def exact_flows(env: HyperGrid):
     """(log F(s), log P_F [S, D + 1]) of the unique flow with uniform P_B: F(s) = R(s) + Σ_children F(s') / |parents(s')|,
     P_F(s'|s) = F(s') P_B(s|s') / F(s), P_F(stop|s) = R(s) / F(s)."""
-    S = env.states
-    F = torch.zeros(len(S), dtype=torch.float64)
+    S, kids = env.states, _children(env)
     R = env.log_reward(S).exp()
-    order = torch.argsort(S.sum(1), descending=True)  # children (larger coordinate sums) first
-    for i in order.tolist():
-        s = S[i]
-        f = R[i].clone()
-        for d in range(env.dim):
-            if s[d] < env.side - 1:
-                c = s.clone()
-                c[d] += 1
-                j = int(env.index(c))
-                f = f + F[j] / float(env.n_parents(c))
-        F[i] = f
+    F = R.clone()
+    for i in torch.argsort(S.sum(1), descending=True).tolist():  # children (larger coordinate sums) first
+        for _, j, n_par in kids[i]:
+            F[i] = F[i] + F[j] / n_par
     logpf = torch.full((len(S), env.n_actions), -math.inf, dtype=torch.float64)
-    for i, s in enumerate(S):
-        for d in range(env.dim):
-            if s[d] < env.side - 1:
-                c = s.clone()
-                c[d] += 1
-                logpf[i, d] = math.log(F[int(env.index(c))] / float(env.n_parents(c)) / F[i])
-        logpf[i, env.dim] = math.log(R[i] / F[i])
+    for i, moves in enumerate(kids):
+        for d, j, n_par in moves:
+            logpf[i, d] = math.log(F[j] / n_par / F[i])
+    logpf[:, env.dim] = (R / F).log()
     return F.log(), logpf
 
 
 def terminal_distribution(env: HyperGrid, logpf: torch.Tensor) -> torch.Tensor:
     """The exact distribution of the stopping state under P_F (log-probabilities [S, D + 1], `states` order):
     reach(s) by forward dynamic programming in order of coordinate sum, times P_F(stop | s)."""
-    S = env.states
+    S, kids = env.states, _children(env)
     pf = logpf.double().exp()
     reach = torch.zeros(len(S), dtype=torch.float64)
     reach[int(env.index(torch.zeros(env.dim, dtype=torch.long)))] = 1.0
     for i in torch.argsort(S.sum(1)).tolist():
-        s = S[i]
-        for d in range(env.dim):
-            if s[d] < env.side - 1:
-                c = s.clone()
-                c[d] += 1
-                reach[int(env.index(c))] += reach[i] * pf[i, d]
+        for d, j, _ in kids[i]:
+            reach[j] += reach[i] * pf[i, d]
     return reach * pf[:, env.dim]
 
 

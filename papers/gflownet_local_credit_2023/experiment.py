@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 from optrepro.rl.gflownet import (GridPolicy, HyperGrid, db_residuals, l1_to_target, sample_trajectories, tb_residuals,
                                   torchgfn_tb)
@@ -58,9 +58,7 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"truncate must be in [0, 1), got {cfg.truncate}")
     if not 0 <= cfg.explore < 1:
         raise ConfigError(f"explore must be in [0, 1), got {cfg.explore}")
-    for k in ("iters", "batch", "hidden", "layers", "eval_every"):
-        if getattr(cfg, k) < 1:
-            raise ConfigError(f"{k} must be >= 1, got {getattr(cfg, k)}")
+    require_at_least(cfg, ("iters", "batch", "hidden", "layers", "eval_every"))
     if not (cfg.lr > 0 and cfg.lr_logz > 0):
         raise ConfigError("lr and lr_logz must be > 0")
     if any(not (isinstance(e, (int, float)) and 0 <= e <= 1) for e in cfg.explore_grid):
@@ -71,16 +69,12 @@ def truncate(batch: dict, n: int, p: float, gen: torch.Generator) -> dict:
     """Cut each trajectory with probability p at a uniform position before its last transition."""
     if p == 0:
         return batch
-    pos = torch.zeros_like(batch["traj"])
     length = torch.zeros(n, dtype=torch.long).index_add(0, batch["traj"], torch.ones_like(batch["traj"]))
-    seen = torch.zeros(n, dtype=torch.long)
-    for i, j in enumerate(batch["traj"].tolist()):  # position of each transition in its trajectory
-        pos[i] = seen[j]
-        seen[j] += 1
     cut = torch.rand(n, generator=gen) < p
     at = (torch.rand(n, generator=gen) * (length - 1).clamp_min(0)).long() + 1  # keep 1 .. len - 1 transitions
-    keep = ~cut[batch["traj"]] | (pos < at[batch["traj"]])
-    keep &= ~(cut[batch["traj"]] & (length[batch["traj"]] <= 1))  # a one-step trajectory cut is empty
+    tr = batch["traj"]
+    keep = ~cut[tr] | (batch["t"] < at[tr])
+    keep &= ~(cut[tr] & (length[tr] <= 1))  # a one-step trajectory cut is empty
     return {k: v[keep] for k, v in batch.items()}
 
 
