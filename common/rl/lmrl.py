@@ -110,7 +110,8 @@ class Arithmetic:
         return torch.tensor(ids), a, b
 
     def pretraining_batch(self, n: int, gen: torch.Generator):
-        """(ids [n, prompt_len + max_new], loss mask): correct completions with k ~ U{0..max_fill} fillers."""
+        """(prompt_ids [n, prompt_len], completion_ids [n, max_new], mask [n, max_new]): correct completions
+        with k ~ U{0..max_fill} fillers; the mask covers the completion up to and including EOS."""
         p, a, b = self.prompts(n, gen)
         k = torch.randint(0, self.max_fill + 1, (n,), generator=gen)
         comp = torch.full((n, self.max_new), self.PAD, dtype=torch.long)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from optrepro.config import BaseConfig
+from optrepro.config import BaseConfig, require_at_least
 from optrepro.errors import ConfigError
 from optrepro.io import cached_torch
 from optrepro.models.variant_gpt import VariantGPT
@@ -58,8 +58,9 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"loss_type '{cfg.loss_type}' unknown; valid: {', '.join(LOSS_TYPES)}")
     if cfg.scale not in SCALES:
         raise ConfigError(f"scale '{cfg.scale}' unknown; valid: {', '.join(SCALES)}")
-    if cfg.group < 2 or cfg.prompts < 1 or cfg.steps < 0 or cfg.eval_every < 1 or cfg.eval_prompts < 2:
-        raise ConfigError("need group >= 2, prompts >= 1, steps >= 0, eval_every >= 1, eval_prompts >= 2")
+    require_at_least(cfg, ("prompts", "eval_every", "pretrain_steps", "pretrain_batch", "d_model", "n_layer"))
+    require_at_least(cfg, ("group", "eval_prompts"), 2)
+    require_at_least(cfg, ("steps",), 0)
     if cfg.d_model % cfg.n_head:
         raise ConfigError(f"d_model {cfg.d_model} must be a multiple of n_head {cfg.n_head}")
     if not (cfg.lr > 0 and cfg.pretrain_lr > 0 and cfg.temperature > 0 and 0 < cfg.clip < 1):
@@ -106,7 +107,7 @@ def run(cfg: Config, ctx) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(1000 + cfg.seed)
     eval_seed = 50_000 + cfg.seed
-    start = evaluate(model, task, cfg.eval_prompts, eval_seed, cfg.temperature)
+    start = end = evaluate(model, task, cfg.eval_prompts, eval_seed, cfg.temperature)
     ctx.log(0, **start)
     for step in range(1, cfg.steps + 1):
         p, a, b = task.prompts(cfg.prompts, gen)
@@ -122,9 +123,7 @@ def run(cfg: Config, ctx) -> dict:
         loss.backward()
         opt.step()
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            length = mask.sum(1).double()
-            ctx.log(step, train_reward=float(r.mean()), train_len=float(length.mean()),
-                    **evaluate(model, task, cfg.eval_prompts, eval_seed, cfg.temperature))
-    end = evaluate(model, task, cfg.eval_prompts, eval_seed, cfg.temperature)
+            end = evaluate(model, task, cfg.eval_prompts, eval_seed, cfg.temperature)  # the last one is the result
+            ctx.log(step, train_reward=float(r.mean()), train_len=float(mask.sum(1).double().mean()), **end)
     return {**end, "len_gap": end["len_wrong"] - end["len_right"],
             "len_wrong_change": end["len_wrong"] - start["len_wrong"], "accuracy_change": end["accuracy"] - start["accuracy"]}
